@@ -1,0 +1,63 @@
+"""Fault tolerance for LangGraph graphs: circuit breakers around nodes, and more.
+
+Example:
+    ```python
+    from langgraph.graph import START, StateGraph
+    from langgraph_resilience import BreakerPolicy, CircuitBreaker, guard
+
+    search_breaker = CircuitBreaker("search", BreakerPolicy(failure_threshold=3))
+    builder = StateGraph(dict)
+    builder.add_node("search", guard(search_node, breaker=search_breaker, timeout=30))
+    ```
+"""
+
+import logging
+
+from .breaker import Attempt, CircuitBreaker
+from .core.breaker import BreakerSnapshot
+from .core.clock import Clock, FakeClock, MonotonicClock
+from .core.events import (
+    BreakerClosed,
+    BreakerEvent,
+    BreakerHalfOpened,
+    BreakerOpened,
+    BreakerState,
+    BreakerTransition,
+    CallRejected,
+    Listener,
+)
+from .core.policy import BreakerPolicy, CountWindow, TimeWindow
+from .errors import AttemptTimeoutError, CircuitOpenError, ResilienceError
+from .graph.guard import guard
+from .stores.memory import InMemoryBreakerStore, default_breaker_store
+
+__version__ = "0.1.0"
+
+# A library stays quiet unless the application configures logging.
+logging.getLogger("langgraph_resilience").addHandler(logging.NullHandler())
+
+__all__ = [
+    "Attempt",
+    "AttemptTimeoutError",
+    "BreakerClosed",
+    "BreakerEvent",
+    "BreakerHalfOpened",
+    "BreakerOpened",
+    "BreakerPolicy",
+    "BreakerSnapshot",
+    "BreakerState",
+    "BreakerTransition",
+    "CallRejected",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Clock",
+    "CountWindow",
+    "FakeClock",
+    "InMemoryBreakerStore",
+    "Listener",
+    "MonotonicClock",
+    "ResilienceError",
+    "TimeWindow",
+    "default_breaker_store",
+    "guard",
+]

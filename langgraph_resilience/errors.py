@@ -1,0 +1,78 @@
+"""Exceptions raised by langgraph-resilience.
+
+Catch them at whatever level suits you::
+
+    ResilienceError (Exception)
+    ├── CircuitOpenError (ResilienceError, RuntimeError)
+    │       a breaker rejected the call without running it
+    └── AttemptTimeoutError (ResilienceError)
+            a guarded attempt ran past its deadline
+
+The bases are chosen for LangGraph's default ``RetryPolicy``: it never retries a
+``RuntimeError``, so an open breaker fails fast instead of being hammered, while a
+timed-out attempt (a plain ``Exception``) is retried like LangGraph's own
+``NodeTimeoutError``.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["AttemptTimeoutError", "CircuitOpenError", "ResilienceError"]
+
+
+class ResilienceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class CircuitOpenError(ResilienceError, RuntimeError):
+    """A circuit breaker rejected a call without running it.
+
+    Attributes:
+        breaker: the breaker's name.
+        retry_after: seconds until the breaker will admit a trial call
+            (``math.inf`` when it was forced open and waits for ``reset()``).
+        state: the breaker's state when it rejected the call (``"open"`` or
+            ``"half_open"``).
+    """
+
+    def __init__(self, breaker: str, *, retry_after: float, state: str = "open") -> None:
+        self.breaker = breaker
+        self.retry_after = retry_after
+        self.state = state
+        if math.isinf(retry_after):
+            detail = "it was forced open and stays open until reset()"
+        elif state == "half_open":
+            detail = f"its trial calls are all in flight; retry in {retry_after:.3g}s"
+        else:
+            detail = f"retry in {retry_after:.3g}s"
+        super().__init__(f"circuit {breaker!r} is {state.replace('_', '-')}: {detail}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keeps the keyword-only constructor working through copy and multiprocessing.
+        return (_rebuild_open_error, (self.breaker, self.retry_after, self.state))
+
+
+def _rebuild_open_error(breaker: str, retry_after: float, state: str) -> CircuitOpenError:
+    return CircuitOpenError(breaker, retry_after=retry_after, state=state)
+
+
+class AttemptTimeoutError(ResilienceError):
+    """A guarded attempt did not finish within its deadline.
+
+    The attempt was cancelled (async) or abandoned in its worker thread (sync), and it
+    counts as a failure for the breaker. Not a ``TimeoutError`` subclass, so LangGraph's
+    default ``RetryPolicy`` retries it.
+
+    Attributes:
+        node: the guarded callable's name.
+        timeout: the deadline in seconds.
+    """
+
+    def __init__(self, node: str, timeout: float) -> None:
+        self.node = node
+        self.timeout = timeout
+        super().__init__(f"{node!r} did not finish within {timeout:.3g}s")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (AttemptTimeoutError, (self.node, self.timeout))

@@ -1,0 +1,280 @@
+"""``guard``: put a circuit breaker and a per-attempt deadline around a graph node.
+
+The wrapper keeps the node's signature (so LangGraph still injects ``config``,
+``runtime``, ``store``) and its sync or async nature. It composes with LangGraph's own
+policies: each ``retry_policy`` attempt goes through the breaker, an open breaker raises
+``CircuitOpenError`` (a ``RuntimeError``, which the default ``RetryPolicy`` does not
+retry), and an ``error_handler`` receives that error through ``NodeError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import queue
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langgraph.config import get_config
+from langgraph.errors import GraphBubbleUp
+
+from ..breaker import Attempt, CircuitBreaker, _is_async_callable
+from ..core.clock import to_seconds
+from ..errors import AttemptTimeoutError
+
+__all__ = ["guard"]
+
+NodeT = TypeVar("NodeT")
+
+METADATA_KEY = "langgraph_resilience"
+"""Key of the plugin's entry in a guarded node's ``metadata`` and in ``config["metadata"]``."""
+
+
+def guard(
+    node: NodeT,
+    *,
+    breaker: CircuitBreaker | str | None = None,
+    timeout: float | timedelta | None = None,
+    name: str | None = None,
+) -> NodeT:
+    """Wrap a node (function, async function or runnable) for ``StateGraph.add_node``.
+
+    Example:
+        ```python
+        from langgraph.graph import END, START, StateGraph
+        from langgraph.types import RetryPolicy
+        from langgraph_resilience import BreakerPolicy, CircuitBreaker, guard
+
+        researcher = CircuitBreaker("researcher", BreakerPolicy(failure_threshold=3))
+
+        def research(state: dict) -> dict:
+            return {"notes": "..."}
+
+        builder = StateGraph(dict)
+        builder.add_node(
+            "research",
+            guard(research, breaker=researcher, timeout=20),
+            retry_policy=RetryPolicy(max_attempts=3),  # each attempt is recorded
+        )
+        ```
+
+    Args:
+        node: the node to wrap.
+        breaker: a ``CircuitBreaker``, or a name (the process-wide breaker of that name).
+            While it is open the node is not called and ``CircuitOpenError`` is raised.
+            ``None`` wraps without a breaker.
+        timeout: a deadline per attempt, in seconds, for sync and async nodes alike. An
+            async attempt is cancelled at the deadline; a sync one keeps running in its
+            worker thread, abandoned (its result is dropped). Either way
+            ``AttemptTimeoutError`` is raised and counts as a failure.
+        name: the name used in errors; defaults to the function's name.
+
+    Interrupts and ``Command(graph=PARENT)`` (LangGraph's ``GraphBubbleUp``) pass
+    through untouched and are never counted; neither is a cancelled async attempt.
+
+    Raises:
+        TypeError: ``node`` is not callable or a runnable.
+        ValueError: ``timeout`` is not a positive duration.
+    """
+    if isinstance(breaker, str):
+        breaker = CircuitBreaker(breaker)
+    elif breaker is not None and not isinstance(breaker, CircuitBreaker):
+        raise TypeError(f"breaker must be a CircuitBreaker, a name or None, got {breaker!r}")
+    deadline = None if timeout is None else to_seconds(timeout, field="timeout", allow_zero=False)
+
+    if isinstance(node, Runnable):
+        runnable: Runnable[Any, Any] = node
+        label = name or runnable.get_name()
+
+        def invoke(state: Any, config: RunnableConfig) -> Any:
+            return runnable.invoke(state, config)
+
+        async def ainvoke(state: Any, config: RunnableConfig) -> Any:
+            return await runnable.ainvoke(state, config)
+
+        wrapped = RunnableLambda(
+            _guard_sync(invoke, breaker, deadline, label),
+            afunc=_guard_async(ainvoke, breaker, deadline, label),
+            name=label,
+        )
+        return cast(NodeT, wrapped)
+
+    if not callable(node):
+        raise TypeError(
+            f"guard() wraps a node function, an async function or a runnable, got {node!r}"
+        )
+    label = name or getattr(node, "__name__", None) or type(node).__name__
+    if _is_async_callable(node):
+        return cast(NodeT, _guard_async(node, breaker, deadline, label))
+    return cast(NodeT, _guard_sync(node, breaker, deadline, label))
+
+
+def _guard_sync(
+    fn: Callable[..., Any], breaker: CircuitBreaker | None, deadline: float | None, label: str
+) -> Callable[..., Any]:
+    info = _info(breaker, deadline)
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        _tag_task(info)
+        attempt = breaker.begin() if breaker is not None else _UNGUARDED
+        try:
+            if deadline is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = _run_in_thread(fn, args, kwargs, deadline, label)
+        except GraphBubbleUp:
+            attempt.abandon()
+            raise
+        except BaseException as exc:
+            attempt.fail(exc)
+            raise
+        attempt.succeed(result)
+        return result
+
+    guarded.__langgraph_resilience__ = info  # type: ignore[attr-defined]
+    return guarded
+
+
+def _guard_async(
+    fn: Callable[..., Awaitable[Any]],
+    breaker: CircuitBreaker | None,
+    deadline: float | None,
+    label: str,
+) -> Callable[..., Awaitable[Any]]:
+    info = _info(breaker, deadline)
+
+    @functools.wraps(fn)
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        _tag_task(info)
+        attempt = breaker.begin() if breaker is not None else _UNGUARDED
+        try:
+            if deadline is None:
+                result = await fn(*args, **kwargs)
+            else:
+                result = await _await_with_deadline(fn(*args, **kwargs), deadline, label)
+        except (GraphBubbleUp, asyncio.CancelledError):
+            # Interrupts are control flow; a cancelled attempt (a sibling failed, the run
+            # was stopped) says nothing about this dependency's health.
+            attempt.abandon()
+            raise
+        except BaseException as exc:
+            attempt.fail(exc)
+            raise
+        attempt.succeed(result)
+        return result
+
+    guarded.__langgraph_resilience__ = info  # type: ignore[attr-defined]
+    return guarded
+
+
+def _info(breaker: CircuitBreaker | None, deadline: float | None) -> dict[str, Any]:
+    return {"breaker": breaker.name if breaker is not None else None, "timeout": deadline}
+
+
+def _tag_task(info: dict[str, Any]) -> None:
+    """Put the guard's settings in this task's ``config["metadata"]``.
+
+    LangGraph derives an error handler's config from the failed task's, so a handler
+    sees ``config["metadata"]["langgraph_resilience"]["breaker"]``.
+    """
+    try:
+        metadata = get_config().get("metadata")
+    except RuntimeError:  # called outside a graph run
+        return
+    if metadata is not None:
+        metadata[METADATA_KEY] = info
+
+
+async def _await_with_deadline(aw: Awaitable[Any], deadline: float, label: str) -> Any:
+    task = asyncio.ensure_future(aw)  # runs in a copy of this context: config, runtime
+    try:
+        done, _ = await asyncio.wait({task}, timeout=deadline)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    # Cancel, but do not wait for the cancellation to land: a call stuck in a C
+    # extension or a frozen socket may never acknowledge it.
+    task.cancel()
+    task.add_done_callback(_consume_outcome)
+    raise AttemptTimeoutError(label, deadline)
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # mark it retrieved so asyncio does not log it
+
+
+def _run_in_thread(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], deadline: float, label: str
+) -> Any:
+    context = contextvars.copy_context()  # LangGraph's config travels in contextvars
+    finished = threading.Event()
+    outcome: list[Any] = []
+
+    def job() -> None:
+        try:
+            outcome.append((True, context.run(fn, *args, **kwargs)))
+        except BaseException as exc:  # handed back to the waiting thread
+            outcome.append((False, exc))
+        finally:
+            finished.set()
+
+    _WORKERS.submit(job)
+    if not finished.wait(deadline):
+        raise AttemptTimeoutError(label, deadline)
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+class _DaemonWorkers:
+    """Reusable daemon threads. Unlike ThreadPoolExecutor's, they are never joined at
+    interpreter exit, so an abandoned attempt cannot hold the process open."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1  # an idle worker will take it
+            else:
+                threading.Thread(target=self._work, name="langgraph-resilience-guard", daemon=True).start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            self._jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = _DaemonWorkers()
+
+
+class _NoBreaker:
+    """Stands in for an Attempt when the node has no breaker."""
+
+    __slots__ = ()
+
+    def succeed(self, result: Any = None) -> None:
+        pass
+
+    def fail(self, error: BaseException) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+_UNGUARDED = cast(Attempt, _NoBreaker())
