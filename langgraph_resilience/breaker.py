@@ -27,7 +27,9 @@ R = TypeVar("R")
 
 # Attempts opened by `with breaker:` blocks, innermost last. A ContextVar keeps them
 # apart between threads and between asyncio tasks sharing one breaker.
-_open_blocks: ContextVar[tuple[Attempt, ...]] = ContextVar("langgraph_resilience_blocks", default=())
+_open_blocks: ContextVar[tuple[Attempt, ...]] = ContextVar(
+    "langgraph_resilience_blocks", default=()
+)
 
 
 class Attempt:
@@ -141,9 +143,7 @@ class CircuitBreaker:
         cell.record_result(permit, result, started)
         return result
 
-    async def acall(
-        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
-    ) -> R:
+    async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await ``fn(*args, **kwargs)`` if the breaker admits it.
 
         A cancelled call gives its permit back and is not counted.
@@ -207,7 +207,7 @@ class CircuitBreaker:
     ) -> None:
         blocks = _open_blocks.get()
         for i in range(len(blocks) - 1, -1, -1):
-            if blocks[i]._cell is self._cell:
+            if blocks[i]._cell is self._cell:  # noqa: SLF001 - same module
                 attempt = blocks[i]
                 _open_blocks.set(blocks[:i] + blocks[i + 1 :])
                 break
@@ -285,6 +285,6 @@ class CircuitBreaker:
 def _is_async_callable(fn: object) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__
-    )
+    # an object whose __call__ is a coroutine function is async too
+    call_method = inspect.getattr_static(type(fn), "__call__", None)
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(call_method)

@@ -85,9 +85,7 @@ class BreakerSnapshot:
             ("consecutive failures", str(self.consecutive_failures)),
         ]
         if self.failure_rate is not None:
-            rows.append(
-                ("failure rate", f"{self.failure_rate:.0%} of {self.window_calls} calls")
-            )
+            rows.append(("failure rate", f"{self.failure_rate:.0%} of {self.window_calls} calls"))
         if self.slow_call_rate is not None:
             rows.append(("slow-call rate", f"{self.slow_call_rate:.0%}"))
         if self.baseline_latency is not None:
@@ -305,7 +303,9 @@ class BreakerMachine:
             return self.generation
         return self._reject(now)
 
-    def record(self, permit: int, outcome: int, *, now: float, duration: float | None = None) -> None:
+    def record(
+        self, permit: int, outcome: int, *, now: float, duration: float | None = None
+    ) -> None:
         """Record how an admitted call ended. Stale permits are ignored."""
         if permit != self.generation:
             return
@@ -348,11 +348,7 @@ class BreakerMachine:
 
     def poll(self, now: float) -> BreakerState:
         """The state at ``now``, moving OPEN to HALF_OPEN if the timeout has passed."""
-        if (
-            self.state is _OPEN
-            and not self._forced
-            and now - self._opened_at >= self._recovery
-        ):
+        if self.state is _OPEN and not self._forced and now - self._opened_at >= self._recovery:
             self._transition(_HALF_OPEN, now, f"recovery timeout of {self._recovery:g}s elapsed")
         return self.state
 

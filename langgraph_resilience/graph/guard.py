@@ -22,9 +22,9 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 
-from ..breaker import Attempt, CircuitBreaker, _is_async_callable
-from ..core.clock import to_seconds
-from ..errors import AttemptTimeoutError
+from langgraph_resilience.breaker import Attempt, CircuitBreaker, _is_async_callable
+from langgraph_resilience.core.clock import to_seconds
+from langgraph_resilience.errors import AttemptTimeoutError
 
 __all__ = ["guard"]
 
@@ -212,7 +212,11 @@ def _consume_outcome(task: asyncio.Future[Any]) -> None:
 
 
 def _run_in_thread(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], deadline: float, label: str
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    deadline: float,
+    label: str,
 ) -> Any:
     context = contextvars.copy_context()  # LangGraph's config travels in contextvars
     finished = threading.Event()
@@ -249,7 +253,9 @@ class _DaemonWorkers:
             if self._idle:
                 self._idle -= 1  # an idle worker will take it
             else:
-                threading.Thread(target=self._work, name="langgraph-resilience-guard", daemon=True).start()
+                threading.Thread(
+                    target=self._work, name="langgraph-resilience-guard", daemon=True
+                ).start()
         self._jobs.put(job)
 
     def _work(self) -> None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..core.breaker import BreakerSnapshot
-from ..core.clock import Clock
-from ..core.events import BreakerState, Listener
-from ..core.policy import BreakerPolicy
+from langgraph_resilience.core.breaker import BreakerSnapshot
+from langgraph_resilience.core.clock import Clock
+from langgraph_resilience.core.events import BreakerState, Listener
+from langgraph_resilience.core.policy import BreakerPolicy
 
 __all__ = ["BreakerCell", "BreakerStore"]
 

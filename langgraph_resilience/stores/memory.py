@@ -7,9 +7,15 @@ import threading
 from collections import deque
 from typing import Any
 
-from ..core.breaker import IGNORED, REJECTED, SUCCESS, BreakerMachine, BreakerSnapshot
-from ..core.clock import Clock, MonotonicClock
-from ..core.events import (
+from langgraph_resilience.core.breaker import (
+    IGNORED,
+    REJECTED,
+    SUCCESS,
+    BreakerMachine,
+    BreakerSnapshot,
+)
+from langgraph_resilience.core.clock import Clock, MonotonicClock
+from langgraph_resilience.core.events import (
     BreakerEvent,
     BreakerOpened,
     BreakerState,
@@ -17,8 +23,8 @@ from ..core.events import (
     CallRejected,
     Listener,
 )
-from ..core.policy import BreakerPolicy
-from ..errors import CircuitOpenError
+from langgraph_resilience.core.policy import BreakerPolicy
+from langgraph_resilience.errors import CircuitOpenError
 
 __all__ = ["InMemoryBreakerStore", "LocalBreakerCell", "default_breaker_store"]
 
@@ -165,14 +171,16 @@ class LocalBreakerCell:
                 for listener in self._listeners:
                     try:
                         listener(event)
-                    except Exception:
+                    except Exception:  # noqa: PERF203 - a failing listener must not stop the others
                         logger.exception("breaker %r: listener %r failed", self.name, listener)
 
 
 def _log(event: BreakerEvent) -> None:
     if isinstance(event, BreakerTransition):
         level = logging.WARNING if isinstance(event, BreakerOpened) else logging.INFO
-        logger.log(level, "breaker %r %s -> %s: %s", event.breaker, event.old, event.new, event.reason)
+        logger.log(
+            level, "breaker %r %s -> %s: %s", event.breaker, event.old, event.new, event.reason
+        )
     elif isinstance(event, CallRejected) and logger.isEnabledFor(logging.DEBUG):
         logger.debug("breaker %r rejected a call (%s)", event.breaker, event.state)
 

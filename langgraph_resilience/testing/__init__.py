@@ -1,5 +1,5 @@
 """Public test aids: a clock you move by hand, for tests and notebooks."""
 
-from ..core.clock import FakeClock
+from langgraph_resilience.core.clock import FakeClock
 
 __all__ = ["FakeClock"]
