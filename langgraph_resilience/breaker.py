@@ -214,7 +214,7 @@ class CircuitBreaker:
         else:  # pragma: no cover - only reachable by calling __exit__ by hand
             raise RuntimeError(f"breaker {self.name!r}: __exit__ without a matching __enter__")
         if exc is None:
-            attempt.succeed(None)
+            attempt.succeed(NO_RESULT)
         else:
             attempt.fail(exc)
 

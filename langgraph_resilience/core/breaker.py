@@ -28,7 +28,15 @@ from .events import (
 )
 from .policy import BreakerPolicy, CountWindow, compile_matcher
 
-__all__ = ["FAILURE", "IGNORED", "REJECTED", "SUCCESS", "BreakerMachine", "BreakerSnapshot"]
+__all__ = [
+    "FAILURE",
+    "IGNORED",
+    "NO_RESULT",
+    "REJECTED",
+    "SUCCESS",
+    "BreakerMachine",
+    "BreakerSnapshot",
+]
 
 SUCCESS = 0
 """Outcome: the call succeeded."""
@@ -38,6 +46,17 @@ IGNORED = 2
 """Outcome: not counted (cancelled, interrupted, or an ignored exception)."""
 REJECTED = -1
 """Returned by :meth:`BreakerMachine.acquire` instead of a permit."""
+
+
+class _NoResult:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_RESULT"
+
+
+NO_RESULT: Any = _NoResult()
+"""Stands for the outcome of a ``with breaker:`` block, which has no return value."""
 
 _CLOSED, _OPEN, _HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
@@ -283,9 +302,12 @@ class BreakerMachine:
         return SUCCESS if isinstance(exc, Exception) else IGNORED
 
     def classify_result(self, result: Any) -> int:
-        """FAILURE or SUCCESS for a returned value."""
+        """FAILURE or SUCCESS for a returned value (``NO_RESULT``: a block that returns
+        nothing, which the result predicate does not judge)."""
         predicate = self.record_result
-        return FAILURE if predicate is not None and predicate(result) else SUCCESS
+        if predicate is None or result is NO_RESULT:
+            return SUCCESS
+        return FAILURE if predicate(result) else SUCCESS
 
     # ---- decisions
 
