@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .core.breaker import BreakerSnapshot
+from .core.breaker import NO_RESULT, BreakerSnapshot
 from .core.clock import Clock
 from .core.events import BreakerState, Listener
 from .core.policy import BreakerPolicy
