@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langsmith import get_current_run_tree
 from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 
@@ -177,10 +178,11 @@ def _info(breaker: CircuitBreaker | None, deadline: float | None) -> dict[str, A
 
 
 def _tag_task(info: dict[str, Any]) -> None:
-    """Put the guard's settings in this task's ``config["metadata"]``.
+    """Put the guard's settings in this task's ``config["metadata"]`` and on its trace.
 
     LangGraph derives an error handler's config from the failed task's, so a handler
-    sees ``config["metadata"]["langgraph_resilience"]["breaker"]``.
+    sees ``config["metadata"]["langgraph_resilience"]["breaker"]``; with LangSmith
+    tracing on, the node's run carries the same metadata.
     """
     try:
         metadata = get_config().get("metadata")
@@ -188,6 +190,9 @@ def _tag_task(info: dict[str, Any]) -> None:
         return
     if metadata is not None:
         metadata[METADATA_KEY] = info
+    run = get_current_run_tree()  # None unless tracing is on
+    if run is not None:
+        run.add_metadata({METADATA_KEY: info})
 
 
 async def _await_with_deadline(aw: Awaitable[Any], deadline: float, label: str) -> Any:

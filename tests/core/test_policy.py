@@ -171,9 +171,7 @@ def test_good_exception_matchers_are_accepted(value: Any) -> None:
 
 
 def test_compiled_matchers_match_types_and_predicates() -> None:
-    match = compile_matcher(
-        [KeyError, lambda exc: "flaky" in str(exc)], field="record_on"
-    )
+    match = compile_matcher([KeyError, lambda exc: "flaky" in str(exc)], field="record_on")
     assert match(KeyError("x"))
     assert match(RuntimeError("flaky network"))
     assert not match(RuntimeError("bad request"))
