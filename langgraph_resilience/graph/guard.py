@@ -19,9 +19,9 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
-from langsmith import get_current_run_tree
 from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
+from langsmith import get_current_run_tree
 
 from langgraph_resilience.breaker import Attempt, CircuitBreaker, _is_async_callable
 from langgraph_resilience.core.clock import to_seconds
