@@ -273,10 +273,16 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         snap = self._cell.snapshot()
-        threshold = self.policy.failure_threshold
-        streak = f"{snap.consecutive_failures}/{threshold}" if threshold else "off"
-        extra = f", retry in {snap.retry_after:.3g}s" if snap.state is BreakerState.OPEN else ""
-        return f"<CircuitBreaker {self.name!r} {snap.state.value}, failures {streak}{extra}>"
+        if snap.state is BreakerState.HALF_OPEN:
+            detail = f"trial successes {snap.trial_successes}/{self.policy.success_threshold}"
+        else:
+            threshold = self.policy.failure_threshold
+            detail = "failures " + (
+                f"{snap.consecutive_failures}/{threshold}" if threshold else "streak rule off"
+            )
+            if snap.state is BreakerState.OPEN:
+                detail += f", retry in {snap.retry_after:.3g}s"
+        return f"<CircuitBreaker {self.name!r} {snap.state.value}, {detail}>"
 
     def _repr_html_(self) -> str:
         return self._cell.snapshot()._repr_html_()

@@ -450,6 +450,9 @@ class BreakerMachine:
             and self._baseline is not None
             and self._baseline_samples >= self._minimum_calls
             and duration >= self._slow_factor * self._baseline
+            # a call no slower than the baseline is never slow (a baseline of 0 s, from
+            # calls faster than the clock's resolution, would otherwise flag every call)
+            and duration > self._baseline
         )
 
     def _update_baseline(self, duration: float) -> None:
@@ -465,7 +468,7 @@ class BreakerMachine:
         if stats.calls < self._minimum_calls:
             return
         rate = self._rate_threshold
-        if rate is not None and stats.failures >= rate * stats.calls:
+        if rate is not None and stats.failures / stats.calls >= rate:
             self._open(
                 now,
                 f"failure rate {stats.failures / stats.calls:.0%} >= {rate:.0%} "
@@ -473,7 +476,7 @@ class BreakerMachine:
             )
             return
         slow_rate = self._slow_rate_threshold
-        if slow_rate is not None and stats.slow >= slow_rate * stats.calls:
+        if slow_rate is not None and stats.slow / stats.calls >= slow_rate:
             self._open(
                 now,
                 f"slow-call rate {stats.slow / stats.calls:.0%} >= {slow_rate:.0%} "

@@ -1,0 +1,1 @@
+"""Runnable examples for langgraph-resilience (``python -m examples.<name>``)."""
