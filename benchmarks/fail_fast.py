@@ -11,8 +11,8 @@ retries. A custom ``retry_on`` that retried every exception would retry
 
 Cases:
     A  LangGraph alone: ``add_node(dep, timeout=T, retry_policy=...)``.
-    B  A plus ``guard(dep.node, breaker=CircuitBreaker(..., failure_threshold=3))``.
-    C  ``guard(dep.node, breaker=..., timeout=T)`` and the retry policy; no LangGraph timeout.
+    B  A plus ``guard(dep, breaker=CircuitBreaker(..., failure_threshold=3))``.
+    C  ``guard(dep, breaker=..., timeout=T)`` and the retry policy; no LangGraph timeout.
     D  both deadlines: ``guard(..., timeout=T)`` inside LangGraph's ``timeout=2T``.
 """
 
@@ -124,7 +124,9 @@ async def _all(runs: int, timeout: float, interval: float) -> dict[str, Any]:
     results["C"] = await _case("guard(breaker=..., timeout=T) + RetryPolicy", dep, graph, runs, b)
 
     dep, b = HungDependency(), breaker("ff-d")
-    graph = _graph(guard(dep.node, breaker=b, timeout=timeout), lg_timeout=2 * timeout, interval=interval)
+    graph = _graph(
+        guard(dep.node, breaker=b, timeout=timeout), lg_timeout=2 * timeout, interval=interval
+    )
     results["D"] = await _case(
         "guard(breaker=..., timeout=T) inside LangGraph timeout=2T", dep, graph, runs, b
     )

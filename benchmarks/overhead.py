@@ -73,7 +73,9 @@ def _sync_peers() -> list[Contender]:
         pass
     else:
         f = circuitbreaker.circuit(name="cb-sync")(noop)
-        out.append(Contender("circuitbreaker", "circuitbreaker `@circuit`", sync_runner("f()", {"f": f})))
+        out.append(
+            Contender("circuitbreaker", "circuitbreaker `@circuit`", sync_runner("f()", {"f": f}))
+        )
     try:
         import aiobreaker
     except ImportError:
@@ -92,7 +94,9 @@ def _sync_peers() -> list[Contender]:
         factory = purgatory.SyncCircuitBreakerFactory()
         factory.initialize()
         f = factory("pg-sync")(noop)
-        out.append(Contender("purgatory", "purgatory sync (in-memory)", sync_runner("f()", {"f": f})))
+        out.append(
+            Contender("purgatory", "purgatory sync (in-memory)", sync_runner("f()", {"f": f}))
+        )
     return out
 
 
@@ -144,7 +148,9 @@ def _async_peers(loop: asyncio.AbstractEventLoop) -> list[Contender]:
         loop.run_until_complete(factory.initialize())
         f = factory("pg-async")(anoop)
         out.append(
-            Contender("purgatory", "purgatory async (in-memory)", async_runner("f()", {"f": f}, loop))
+            Contender(
+                "purgatory", "purgatory async (in-memory)", async_runner("f()", {"f": f}, loop)
+            )
         )
     return out
 

@@ -180,17 +180,35 @@ class CircuitBreaker:
         """Decorate a sync or async function so every call goes through the breaker."""
         if not callable(fn):
             raise TypeError(f"a breaker decorates callables, got {fn!r}")
+        cell = self._cell
+        # The call/acall bodies are inlined: one Python frame less per decorated call.
         if _is_async_callable(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(fn, *args, **kwargs)
+                permit = cell.acquire()
+                started = cell.clock.now() if cell.timed else 0.0
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    cell.record_error(permit, exc, started)
+                    raise
+                cell.record_result(permit, result, started)
+                return result
 
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(fn, *args, **kwargs)
+            permit = cell.acquire()
+            started = cell.clock.now() if cell.timed else 0.0
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                cell.record_error(permit, exc, started)
+                raise
+            cell.record_result(permit, result, started)
+            return result
 
         return wrapper
 
@@ -234,6 +252,12 @@ class CircuitBreaker:
     @property
     def name(self) -> str:
         return self._cell.name
+
+    @property
+    def cell(self) -> BreakerCell:
+        """The shared state behind this breaker (see ``stores.base.BreakerCell``), for
+        integrations that admit and record calls themselves, as ``guard`` does."""
+        return self._cell
 
     @property
     def policy(self) -> BreakerPolicy:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 from .clock import to_seconds
@@ -119,7 +120,7 @@ class BreakerSnapshot:
             f"<tr><td style='text-align:left'>{k}</td><td style='text-align:left'>{v}</td></tr>"
             for k, v in rows
         )
-        return f"<table><caption>breaker <code>{self.name}</code></caption>{body}</table>"
+        return f"<table><caption>breaker <code>{escape(self.name)}</code></caption>{body}</table>"
 
 
 class _CountStats:
@@ -448,11 +449,11 @@ class BreakerMachine:
         return (
             self._slow_factor is not None
             and self._baseline is not None
+            # a baseline of 0 s (calls faster than the clock's resolution) says nothing
+            # about slowness: 0 >= factor * 0 would flag every call as slow
+            and self._baseline > 0
             and self._baseline_samples >= self._minimum_calls
             and duration >= self._slow_factor * self._baseline
-            # a call no slower than the baseline is never slow (a baseline of 0 s, from
-            # calls faster than the clock's resolution, would otherwise flag every call)
-            and duration > self._baseline
         )
 
     def _update_baseline(self, duration: float) -> None:

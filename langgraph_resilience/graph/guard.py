@@ -23,9 +23,10 @@ from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langsmith import get_current_run_tree
 
-from langgraph_resilience.breaker import Attempt, CircuitBreaker, _is_async_callable
-from langgraph_resilience.core.clock import to_seconds
+from langgraph_resilience.breaker import CircuitBreaker, _is_async_callable
+from langgraph_resilience.core.clock import MonotonicClock, to_seconds
 from langgraph_resilience.errors import AttemptTimeoutError
+from langgraph_resilience.stores.base import BreakerCell
 
 __all__ = ["guard"]
 
@@ -118,23 +119,30 @@ def _guard_sync(
     fn: Callable[..., Any], breaker: CircuitBreaker | None, deadline: float | None, label: str
 ) -> Callable[..., Any]:
     info = _info(breaker, deadline)
+    cell = breaker.cell if breaker is not None else _NO_BREAKER
 
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _tag_task(info)
-        attempt = breaker.begin() if breaker is not None else _UNGUARDED
+        _tag_trace(info)
+        try:
+            permit = cell.acquire()
+        except BaseException:
+            _tag_task(info)  # the error handler's config is derived from this task's
+            raise
+        started = cell.clock.now() if cell.timed else 0.0
         try:
             if deadline is None:
                 result = fn(*args, **kwargs)
             else:
                 result = _run_in_thread(fn, args, kwargs, deadline, label)
         except GraphBubbleUp:
-            attempt.abandon()
+            cell.release(permit)
             raise
         except BaseException as exc:
-            attempt.fail(exc)
+            _tag_task(info)
+            cell.record_error(permit, exc, started)
             raise
-        attempt.succeed(result)
+        cell.record_result(permit, result, started)
         return result
 
     guarded.__langgraph_resilience__ = info  # type: ignore[attr-defined]
@@ -148,11 +156,17 @@ def _guard_async(
     label: str,
 ) -> Callable[..., Awaitable[Any]]:
     info = _info(breaker, deadline)
+    cell = breaker.cell if breaker is not None else _NO_BREAKER
 
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        _tag_task(info)
-        attempt = breaker.begin() if breaker is not None else _UNGUARDED
+        _tag_trace(info)
+        try:
+            permit = cell.acquire()
+        except BaseException:
+            _tag_task(info)
+            raise
+        started = cell.clock.now() if cell.timed else 0.0
         try:
             if deadline is None:
                 result = await fn(*args, **kwargs)
@@ -161,12 +175,13 @@ def _guard_async(
         except (GraphBubbleUp, asyncio.CancelledError):
             # Interrupts are control flow; a cancelled attempt (a sibling failed, the run
             # was stopped) says nothing about this dependency's health.
-            attempt.abandon()
+            cell.release(permit)
             raise
         except BaseException as exc:
-            attempt.fail(exc)
+            _tag_task(info)
+            cell.record_error(permit, exc, started)
             raise
-        attempt.succeed(result)
+        cell.record_result(permit, result, started)
         return result
 
     guarded.__langgraph_resilience__ = info  # type: ignore[attr-defined]
@@ -178,11 +193,11 @@ def _info(breaker: CircuitBreaker | None, deadline: float | None) -> dict[str, A
 
 
 def _tag_task(info: dict[str, Any]) -> None:
-    """Put the guard's settings in this task's ``config["metadata"]`` and on its trace.
+    """Put the guard's settings in this task's ``config["metadata"]``.
 
-    LangGraph derives an error handler's config from the failed task's, so a handler
-    sees ``config["metadata"]["langgraph_resilience"]["breaker"]``; with LangSmith
-    tracing on, the node's run carries the same metadata.
+    Done only when the attempt fails: LangGraph derives an error handler's config from
+    the failed task's, so the handler sees
+    ``config["metadata"]["langgraph_resilience"]["breaker"]``.
     """
     try:
         metadata = get_config().get("metadata")
@@ -190,6 +205,10 @@ def _tag_task(info: dict[str, Any]) -> None:
         return
     if metadata is not None:
         metadata[METADATA_KEY] = info
+
+
+def _tag_trace(info: dict[str, Any]) -> None:
+    """With LangSmith tracing on, the node's run carries the guard's settings."""
     run = get_current_run_tree()  # None unless tracing is on
     if run is not None:
         run.add_metadata({METADATA_KEY: info})
@@ -273,19 +292,24 @@ class _DaemonWorkers:
 _WORKERS = _DaemonWorkers()
 
 
-class _NoBreaker:
-    """Stands in for an Attempt when the node has no breaker."""
+class _NoBreakerCell:
+    """Stands in for a breaker's cell when the node has no breaker: admits everything."""
 
     __slots__ = ()
+    timed = False
+    clock = MonotonicClock()
 
-    def succeed(self, result: Any = None) -> None:
+    def acquire(self) -> int:
+        return 0
+
+    def record_result(self, permit: int, result: Any, started: float) -> None:
         pass
 
-    def fail(self, error: BaseException) -> None:
+    def record_error(self, permit: int, error: BaseException, started: float) -> None:
         pass
 
-    def abandon(self) -> None:
+    def release(self, permit: int) -> None:
         pass
 
 
-_UNGUARDED = cast(Attempt, _NoBreaker())
+_NO_BREAKER = cast(BreakerCell, _NoBreakerCell())

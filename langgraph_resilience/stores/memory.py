@@ -144,7 +144,7 @@ class LocalBreakerCell:
 
     def remove_listener(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def _record(self, permit: int, outcome: int, started: float | None) -> None:
         now = self.now()

@@ -150,9 +150,9 @@ class Model:
         return (
             self.slow_factor is not None
             and self.baseline is not None
+            and self.baseline > 0  # a zero baseline (instant calls) judges nothing
             and self.samples >= self.minimum_calls
             and duration >= self.slow_factor * self.baseline
-            and duration > self.baseline  # never slower than a zero baseline
         )
 
     def prune(self, now: float) -> None:

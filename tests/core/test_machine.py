@@ -714,5 +714,9 @@ def test_a_zero_baseline_does_not_make_every_call_slow() -> None:
     snap = m.snapshot(0.0)
     assert (snap.baseline_latency, snap.window_slow_calls) == (0.0, 0)
     assert m.state is CLOSED
-    run(m, SUCCESS, duration=0.5)  # slower than a zero baseline: slow
+    # A zero baseline judges nothing; the next real duration moves it.
+    run(m, SUCCESS, duration=0.5)
+    snap = m.snapshot(0.0)
+    assert (snap.baseline_latency, snap.window_slow_calls) == (pytest.approx(0.05), 0)
+    run(m, SUCCESS, duration=0.5)  # >= 2 * 0.05: slow
     assert m.snapshot(0.0).window_slow_calls == 1

@@ -1,0 +1,295 @@
+"""``make bench``: closed-breaker overhead, guard's cost per node-step, and fail-fast.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.run            # the full run, about 2-3 minutes
+    .venv/bin/python -m benchmarks.run --quick    # a smoke test, about 20 seconds
+    .venv/bin/python -m benchmarks.run --parts 1  # only the overhead table
+
+Prints Markdown tables and writes ``benchmarks/results.json``. Read medians and
+ratios, not absolute times: the numbers move with the load on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .fail_fast import run_fail_fast
+from .graph_step import run_graph_step
+from .overhead import run_overhead
+
+RESULTS = Path(__file__).with_name("results.json")
+
+# Overhead ns/call from /work/shared/notes/anchors.md section 2 (run 1, an earlier
+# session on a similar machine), printed beside this run's figures for reference.
+ANCHORS = {
+    "sync": {
+        "circuitbreaker": 529,
+        "purgatory": 871,
+        "aiobreaker": 1112,
+        "pybreaker.call": 1190,
+        "pybreaker.decorator": 1337,
+    },
+    "async": {"circuitbreaker": 665, "aiobreaker": 1440, "purgatory": 1469},
+}
+
+GOAL_RATIO = 1.0  # our closed-breaker overhead / the fastest peer's
+GOAL_STEP_PCT = 2.0  # guard's cost per node-step, % of an unguarded step
+GOAL_FAIL_FAST = 20.0  # wall time of case A / case B
+
+PACKAGES = [
+    "langgraph",
+    "langchain-core",
+    "langgraph-resilience",
+    "pybreaker",
+    "circuitbreaker",
+    "aiobreaker",
+    "purgatory",
+]
+
+
+def _say(msg: str) -> None:
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _environment() -> dict[str, Any]:
+    versions = {name: _version(name) for name in PACKAGES}
+    return {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "machine": platform.machine(),
+        "system": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+        "versions": versions,
+    }
+
+
+# ---- reports
+
+
+def report_overhead(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    out = []
+    goals = []
+    for mode in ("sync", "async"):
+        part = res[mode]
+        rows = part["rows"]
+        fastest = part["fastest_peer"]
+        table = []
+        for key, r in rows.items():
+            ns = r["ns_per_call"]
+            ratio = r.get("ratio_to_fastest_peer")
+            anchor = ANCHORS[mode].get(key)
+            table.append(
+                [
+                    r["label"],
+                    f"{ns['median']:,.0f}",
+                    f"{ns['min']:,.0f}",
+                    "-" if r["group"] == "baseline" else f"**{r['overhead_ns']:,.0f}**",
+                    "-" if r["group"] == "baseline" else f"{r['overhead_ns_paired']:,.0f}",
+                    f"{ratio:.2f}x" if ratio is not None else "",
+                    f"{anchor:,}" if anchor is not None else "",
+                ]
+            )
+            if key in ("ours.call", "ours.decorator") and ratio is not None:
+                goals.append((f"{mode} {key}: <= {GOAL_RATIO:.1f}x {fastest}", ratio <= GOAL_RATIO))
+        header = [
+            f"{mode.capitalize()} (no-op, closed breaker)",
+            "median ns/call",
+            "min ns/call",
+            "overhead ns",
+            "paired overhead ns",
+            f"ours / {fastest}",
+            "anchor overhead ns",
+        ]
+        out.append(f"**{mode.capitalize()}** ({res['repeats']} interleaved repeats)\n")
+        out.append(_table(header, table) + "\n")
+    return "\n".join(out), goals
+
+
+def report_graph(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    rows = []
+    goals = []
+    for key, label, situ_key in (
+        ("sync_invoke", "sync `invoke`", "sync"),
+        ("async_ainvoke", "async `ainvoke`", "async"),
+    ):
+        r = res[key]
+        situ = res["in_situ"][situ_key]
+        situ_pct = 100 * situ["guard_ns"] / 1000 / r["step_us_unguarded"]
+        rows.append(
+            [
+                label,
+                f"{r['invoke_us_unguarded']:,.0f}",
+                f"{r['invoke_us_guarded']:,.0f}",
+                f"{r['step_us_unguarded']:.0f}",
+                f"**{r['added_us_per_step']:.2f}**",
+                f"**{r['added_pct_of_step']:.2f} %**",
+                " / ".join(f"{x:.1f}" for x in r["added_us_per_step_by_round"]),
+                f"{situ['guard_ns'] / 1000:.2f} ({situ_pct:.2f} %)",
+            ]
+        )
+        goals.append(
+            (
+                f"guard {label}: <= {GOAL_STEP_PCT:g} % per step",
+                r["added_pct_of_step"] <= GOAL_STEP_PCT,
+            )
+        )
+        goals.append(
+            (f"guard {label}, in situ: <= {GOAL_STEP_PCT:g} % per step", situ_pct <= GOAL_STEP_PCT)
+        )
+    header = [
+        f"{res['nodes']}-node graph",
+        "unguarded µs/invoke",
+        "guarded µs/invoke",
+        "µs/step",
+        "added µs/step",
+        "% of step",
+        "added µs/step by round",
+        "in situ µs/node (% of step)",
+    ]
+    text = (
+        f"{res['rounds']} rounds x {res['invocations_per_round']} interleaved invocations "
+        "of each graph. Added = median of all guarded invocations - median of all unguarded "
+        "ones, per step; in situ = the guard wrapper timed from inside the run.\n\n"
+        + _table(header, rows)
+        + "\n"
+    )
+    return text, goals
+
+
+def report_fail_fast(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    rows = []
+    for key, case in res["cases"].items():
+        brk = case.get("breaker")
+        rows.append(
+            [
+                f"{key}: {case['label']}",
+                f"{case['total_seconds']:.2f}",
+                f"{case['first_run_seconds'] * 1000:.0f}",
+                f"{case['last_run_ms']:.2f}",
+                str(case["dependency_entered"]),
+                ", ".join(f"{n} x{c}" for n, c in case["errors"].items()),
+                f"{brk['state']}, opened {brk['times_opened']}x" if brk else "-",
+                f"**{case['speedup_vs_A']:.1f}x**" if "speedup_vs_A" in case else "1x",
+            ]
+        )
+    header = [
+        f"{res['runs']} runs, hung dependency, T={res['timeout_seconds']:g}s",
+        "total s",
+        "first run ms",
+        "last run ms",
+        "dependency entered",
+        "errors",
+        "breaker at end",
+        "A / case",
+    ]
+    b = res["cases"]["B"]["speedup_vs_A"]
+    c = res["cases"]["C"]["speedup_vs_A"]
+    goals = [
+        (
+            f"fail-fast A/B >= {GOAL_FAIL_FAST:g}x (LangGraph timeout + guard breaker)",
+            b >= GOAL_FAIL_FAST,
+        ),
+        (f"fail-fast A/C >= {GOAL_FAIL_FAST:g}x (guard's own timeout)", c >= GOAL_FAIL_FAST),
+    ]
+    return _table(header, rows) + "\n", goals
+
+
+# ---- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1,3")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
+    args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    q = args.quick
+
+    env = _environment()
+    results: dict[str, Any] = {"environment": env, "quick": q}
+    sections: list[str] = []
+    goals: list[tuple[str, bool]] = []
+    t0 = time.perf_counter()
+    print(
+        f"# langgraph_resilience benchmarks\n\nPython {env['python']} on {env['cpus']} CPUs, "
+        f"load average {env['loadavg_start'][0]:.2f} at start. Medians; ratios matter, "
+        "absolute times move with the machine's load.\n",
+        flush=True,
+    )
+    if "1" in parts:
+        _say("part 1: closed-breaker overhead")
+        res = run_overhead(repeats=5 if q else 21, target=0.02 if q else 0.1, progress=None)
+        results["overhead"] = res
+        text, g = report_overhead(res)
+        sections.append("## 1. Closed-breaker overhead per call\n\n" + text)
+        goals += g
+        print(sections[-1], flush=True)
+    if "2" in parts:
+        _say("part 2: guard per node-step")
+        res = run_graph_step(
+            rounds=2 if q else 5,
+            per_round=100 if q else 1000,
+            warmup=30 if q else 200,
+            in_situ_invocations=100 if q else 1000,
+            progress=_say,
+        )
+        results["graph_step"] = res
+        text, g = report_graph(res)
+        sections.append("## 2. What guard adds per node-step\n\n" + text)
+        goals += g
+        print(sections[-1], flush=True)
+    if "3" in parts:
+        _say("part 3: fail fast")
+        res = run_fail_fast(runs=20 if q else 100, timeout=0.02, interval=0.01, progress=_say)
+        results["fail_fast"] = res
+        text, g = report_fail_fast(res)
+        sections.append("## 3. Fail fast against a hung dependency\n\n" + text)
+        goals += g
+        print(sections[-1], flush=True)
+
+    env["loadavg_end"] = os.getloadavg()
+    env["seconds"] = time.perf_counter() - t0
+    results["goals"] = dict(goals)
+    print("## Goals\n")
+    print(_table(["goal", "result"], [[name, _verdict(ok)] for name, ok in goals]))
+    print(
+        f"\nTotal {env['seconds']:.0f} s; load average {env['loadavg_end'][0]:.2f} at end. "
+        f"Results written to {args.output}."
+    )
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
