@@ -39,6 +39,7 @@ class LocalBreakerCell:
     """
 
     __slots__ = (
+        "_delivering",
         "_dispatch_lock",
         "_listeners",
         "_lock",
@@ -64,6 +65,7 @@ class LocalBreakerCell:
         # under a separate re-entrant lock, outside the state lock.
         self._queue: deque[BreakerEvent] = deque()
         self._dispatch_lock = threading.RLock()
+        self._delivering = False  # this cell's delivery loop is running (under the lock)
 
     def acquire(self) -> int:
         machine = self._machine
@@ -162,17 +164,26 @@ class LocalBreakerCell:
         if not queue:
             return
         with self._dispatch_lock:
-            while queue:
-                try:
-                    event = queue.popleft()
-                except IndexError:  # another thread drained it between the check and here
-                    return
-                _log(event)
-                for listener in self._listeners:
+            if self._delivering:
+                # A listener acted on this breaker: the loop running further up this
+                # thread's stack delivers the new events once every listener has had the
+                # current one, so no listener sees them out of order.
+                return
+            self._delivering = True
+            try:
+                while queue:
                     try:
-                        listener(event)
-                    except Exception:  # noqa: PERF203 - a failing listener must not stop the others
-                        logger.exception("breaker %r: listener %r failed", self.name, listener)
+                        event = queue.popleft()
+                    except IndexError:  # another thread drained it between the check and here
+                        return
+                    _log(event)
+                    for listener in self._listeners:
+                        try:
+                            listener(event)
+                        except Exception:  # noqa: PERF203 - a failing listener must not stop the others
+                            logger.exception("breaker %r: listener %r failed", self.name, listener)
+            finally:
+                self._delivering = False
 
 
 def _log(event: BreakerEvent) -> None:

@@ -9,6 +9,7 @@ each call, so that outcomes of calls admitted before the latest transition are i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -48,7 +49,8 @@ FINISHES = {
 
 # Outcomes to finish calls with, the plain ones more often.
 KINDS = st.sampled_from(
-    ["success", "failure"] * 3 + ["bad_result", "other_error", "ignored_error"]
+    ["success", "failure"] * 3
+    + ["bad_result", "other_error", "ignored_error"]
     + ["cancelled", "abandoned"]
 )
 
@@ -269,20 +271,23 @@ class BreakerAgainstModel(RuleBasedStateMachine):
     def start_one(self) -> None:
         admitted = self.ref.admit(self.now)
         expected_retry = self.ref.retry_after(self.now)
+        rejection: CircuitOpenError | None = None
         try:
             attempt = self.breaker.begin()
         except CircuitOpenError as exc:
-            assert not admitted, f"rejected, but the model admits ({self.ref.state})"
-            assert exc.breaker == "svc"
-            assert exc.state == self.ref.state
-            if self.ref.state == OPEN:
-                assert exc.retry_after == expected_retry
-            else:
-                assert 0.0 <= exc.retry_after <= self.ref.recovery
-            assert isinstance(self.events[-1], CallRejected)
-        else:
+            rejection = exc
+        if rejection is None:
             assert admitted, f"admitted, but the model rejects ({self.ref.state})"
             self.running.append(Running(attempt, self.ref.epoch, self.now))
+            return
+        assert not admitted, f"rejected, but the model admits ({self.ref.state})"
+        assert rejection.breaker == "svc"
+        assert rejection.state == self.ref.state
+        if self.ref.state == OPEN:
+            assert rejection.retry_after == expected_retry
+        else:
+            assert 0.0 <= rejection.retry_after <= self.ref.recovery
+        assert isinstance(self.events[-1], CallRejected)
 
     def finish_one(self, which: int, kind: str) -> None:
         call = self.running.pop(which % len(self.running))
@@ -385,12 +390,12 @@ class BreakerAgainstModel(RuleBasedStateMachine):
         ]
         expected = self.ref.transitions
         assert [(old, new) for old, new, _ in seen] == [(old, new) for old, new, _ in expected]
-        for (old, new, reason), (_, _, why) in zip(seen, expected):
+        for (old, new, reason), (_, _, why) in zip(seen, expected, strict=True):
             assert (old, new) in ALLOWED
             assert (reason == "reset") == (why == "reset")
             assert (reason == "forced open") == (why == "forced open")
         # The transitions chain up: each starts where the previous one ended.
-        for before, after in zip(seen, seen[1:]):
+        for before, after in itertools.pairwise(seen):
             assert before[1] == after[0]
 
 

@@ -277,7 +277,10 @@ def test_slow_rate_threshold_is_ignored_without_a_slow_rule() -> None:
 
 def test_slow_calls_by_baseline_factor() -> None:
     m = slow_machine(
-        slow_call_baseline_factor=3.0, minimum_calls=3, window=CountWindow(50), slow_call_rate_threshold=1.0
+        slow_call_baseline_factor=3.0,
+        minimum_calls=3,
+        window=CountWindow(50),
+        slow_call_rate_threshold=1.0,
     )
     # Not judged until minimum_calls successful samples are in the baseline.
     run(m, SUCCESS, duration=1.0)
@@ -301,7 +304,10 @@ def test_slow_calls_by_baseline_factor() -> None:
 
 def test_baseline_slow_calls_open_the_breaker() -> None:
     m = slow_machine(
-        slow_call_baseline_factor=2.0, minimum_calls=2, window=CountWindow(4), slow_call_rate_threshold=0.5
+        slow_call_baseline_factor=2.0,
+        minimum_calls=2,
+        window=CountWindow(4),
+        slow_call_rate_threshold=0.5,
     )
     run(m, SUCCESS, duration=1.0)
     run(m, SUCCESS, duration=1.0)
@@ -325,7 +331,9 @@ def test_open_rejects_until_the_recovery_timeout() -> None:
     assert m.acquire(9.999) == REJECTED
     assert m.state is OPEN
     [rejected] = m.take_events()
-    assert rejected == CallRejected(breaker="svc", at=9.999, state=OPEN, retry_after=pytest.approx(0.001))
+    assert isinstance(rejected, CallRejected)
+    assert (rejected.breaker, rejected.at, rejected.state) == ("svc", 9.999, OPEN)
+    assert rejected.retry_after == pytest.approx(0.001)
     assert m.acquire(10.0) != REJECTED
     assert m.state is HALF_OPEN
     [half] = m.take_events()
@@ -435,7 +443,12 @@ def test_a_failed_trial_reopens_and_restarts_the_timeout() -> None:
     assert m.state is OPEN
     [opened] = m.take_events()
     assert opened == BreakerOpened(
-        breaker="svc", at=12.0, old=HALF_OPEN, new=OPEN, reason="a trial call failed", retry_after=10.0
+        breaker="svc",
+        at=12.0,
+        old=HALF_OPEN,
+        new=OPEN,
+        reason="a trial call failed",
+        retry_after=10.0,
     )
     assert m.retry_after(12.0) == 10.0
     assert m.acquire(21.0) == REJECTED
@@ -717,6 +730,7 @@ def test_a_zero_baseline_does_not_make_every_call_slow() -> None:
     # A zero baseline judges nothing; the next real duration moves it.
     run(m, SUCCESS, duration=0.5)
     snap = m.snapshot(0.0)
-    assert (snap.baseline_latency, snap.window_slow_calls) == (pytest.approx(0.05), 0)
+    assert snap.baseline_latency == pytest.approx(0.05)
+    assert snap.window_slow_calls == 0
     run(m, SUCCESS, duration=0.5)  # >= 2 * 0.05: slow
     assert m.snapshot(0.0).window_slow_calls == 1

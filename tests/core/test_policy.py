@@ -38,7 +38,7 @@ def test_policy_is_frozen_keyword_only_and_comparable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.failure_threshold = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
-        BreakerPolicy(5)  # type: ignore[misc]
+        BreakerPolicy(5)  # type: ignore[call-arg]
     assert p == BreakerPolicy(failure_threshold=5)
     assert p != BreakerPolicy(failure_threshold=4)
     assert hash(p) == hash(BreakerPolicy(failure_threshold=5))
@@ -84,7 +84,7 @@ def test_negative_durations_are_refused(field: str, value: Any) -> None:
 @pytest.mark.parametrize("field", ["recovery_timeout", "slow_call_duration"])
 def test_nan_durations_are_refused(field: str) -> None:
     with pytest.raises(ValueError, match=rf"^{field} must be a number of seconds, got NaN"):
-        BreakerPolicy(**{field: NAN})
+        BreakerPolicy(**{field: math.nan})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("field", ["recovery_timeout", "slow_call_duration"])
