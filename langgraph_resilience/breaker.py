@@ -47,8 +47,9 @@ class Attempt:
         self._started = started
         self._done = False
 
-    def succeed(self, result: Any = None) -> None:
-        """The call returned ``result`` (the policy's ``record_result`` judges it)."""
+    def succeed(self, result: Any = NO_RESULT) -> None:
+        """The call returned ``result`` (the policy's ``record_result`` judges it; with
+        no argument the call counts as a plain success)."""
         if not self._done:
             self._done = True
             self._cell.record_result(self._permit, result, self._started)

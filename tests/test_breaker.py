@@ -998,3 +998,18 @@ def test_circuit_open_error_survives_pickle_and_copy() -> None:
     for clone in (pickle.loads(pickle.dumps(err)), copy.copy(err)):
         assert (clone.breaker, clone.retry_after, clone.state) == ("svc", 1.5, "half_open")
         assert str(clone) == str(err)
+
+
+def test_attempt_succeed_without_a_result_is_a_plain_success(
+    store: InMemoryBreakerStore, clock: FakeClock
+) -> None:
+    breaker = CircuitBreaker(
+        "svc",
+        BreakerPolicy(failure_threshold=1, record_result=lambda out: not out),
+        clock=clock,
+        store=store,
+    )
+    breaker.begin().succeed()  # nothing to judge: not a failure
+    assert breaker.state is BreakerState.CLOSED
+    breaker.begin().succeed([])  # an empty result is judged, and fails
+    assert breaker.state is BreakerState.OPEN

@@ -93,9 +93,11 @@ class BreakerSnapshot:
     generation: int
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data."""
+        """Plain, strict JSON data (a forced-open ``retry_after`` of infinity is ``None``)."""
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out["state"] = self.state.value
+        if math.isinf(self.retry_after):
+            out["retry_after"] = None
         return out
 
     def _repr_html_(self) -> str:
@@ -323,6 +325,14 @@ class BreakerMachine:
             self._transition(_HALF_OPEN, now, f"recovery timeout of {self._recovery:g}s elapsed")
         if self._trials_in_flight < self._max_trials:
             self._trials_in_flight += 1
+            return self.generation
+        if self._recovery > 0 and now - self._half_opened_at >= self._recovery:
+            # The trials admitted a whole recovery period ago never reported (a hung
+            # call, a lost attempt): start a new round so their permits are not stuck.
+            self._transition(
+                _HALF_OPEN, now, f"trial calls unanswered for {self._recovery:g}s; new trials"
+            )
+            self._trials_in_flight = 1
             return self.generation
         return self._reject(now)
 

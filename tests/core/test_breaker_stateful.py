@@ -59,6 +59,7 @@ ALLOWED = {
     (OPEN, HALF_OPEN),
     (HALF_OPEN, CLOSED),
     (HALF_OPEN, OPEN),
+    (HALF_OPEN, HALF_OPEN),  # trials unanswered for a recovery period: a new round
     (OPEN, CLOSED),  # reset() only (checked by reason)
 }
 
@@ -138,12 +139,18 @@ class Model:
         if self.trials < self.max_trials:
             self.trials += 1
             return True
+        if self.recovery > 0 and now - self.half_opened_at >= self.recovery:
+            self.go(HALF_OPEN, now, "trials unanswered")  # stuck trials are written off
+            self.trials = 1
+            return True
         self.rejected += 1
         return False
 
     def retry_after(self, now: float) -> float:
         if self.state == OPEN:
             return math.inf if self.forced else max(0.0, self.opened_at + self.recovery - now)
+        if self.state == HALF_OPEN:  # when busy trial slots are written off at the latest
+            return max(0.0, self.half_opened_at + self.recovery - now)
         return 0.0
 
     def is_slow(self, duration: float) -> bool:
@@ -283,10 +290,7 @@ class BreakerAgainstModel(RuleBasedStateMachine):
         assert not admitted, f"rejected, but the model admits ({self.ref.state})"
         assert rejection.breaker == "svc"
         assert rejection.state == self.ref.state
-        if self.ref.state == OPEN:
-            assert rejection.retry_after == expected_retry
-        else:
-            assert 0.0 <= rejection.retry_after <= self.ref.recovery
+        assert rejection.retry_after == expected_retry
         assert isinstance(self.events[-1], CallRejected)
 
     def finish_one(self, which: int, kind: str) -> None:
@@ -365,7 +369,7 @@ class BreakerAgainstModel(RuleBasedStateMachine):
         elif ref.state == HALF_OPEN:
             assert snap.trial_calls_in_flight == ref.trials
             assert snap.trial_successes == ref.trial_successes
-            assert 0.0 <= snap.retry_after <= ref.recovery
+            assert snap.retry_after == ref.retry_after(now)
         else:
             assert snap.retry_after == 0.0
             assert snap.consecutive_failures == ref.streak

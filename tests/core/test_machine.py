@@ -734,3 +734,31 @@ def test_a_zero_baseline_does_not_make_every_call_slow() -> None:
     assert snap.window_slow_calls == 0
     run(m, SUCCESS, duration=0.5)  # >= 2 * 0.05: slow
     assert m.snapshot(0.0).window_slow_calls == 1
+
+
+# ---- trials that never report
+
+
+def test_trials_unanswered_for_a_recovery_period_are_written_off() -> None:
+    m = half_open_machine(half_open_max_calls=1, success_threshold=1)
+    stuck = m.acquire(10.0)  # a trial that hangs and never reports
+    assert m.acquire(15.0) == REJECTED
+    assert m.retry_after(15.0) == 5.0  # the slot is written off at t=20 at the latest
+    m.take_events()
+    fresh = m.acquire(20.0)
+    assert fresh not in (REJECTED, stuck)
+    assert transitions(m) == [(HALF_OPEN, HALF_OPEN, "trial calls unanswered for 10s; new trials")]
+    m.record(stuck, FAILURE, now=21.0)  # the lost trial finally fails: stale, ignored
+    assert m.state is HALF_OPEN
+    m.record(fresh, SUCCESS, now=21.0)
+    assert m.state is CLOSED
+
+
+def test_snapshot_to_dict_is_strict_json_when_forced_open() -> None:
+    import json
+
+    m = machine()
+    m.force_open(0.0)
+    data = m.snapshot(1.0).to_dict()
+    assert data["retry_after"] is None
+    assert json.loads(json.dumps(data, allow_nan=False))["state"] == "open"
