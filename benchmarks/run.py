@@ -44,7 +44,7 @@ ANCHORS = {
 
 GOAL_RATIO = 1.0  # our closed-breaker overhead / the fastest peer's
 GOAL_STEP_PCT = 2.0  # guard's cost per node-step, % of an unguarded step
-GOAL_FAIL_FAST = 20.0  # wall time of case A / case B
+GOAL_FAIL_FAST = 20.0  # wall time of case A / case D
 
 PACKAGES = [
     "langgraph",
@@ -212,14 +212,20 @@ def report_fail_fast(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
         "breaker at end",
         "A / case",
     ]
-    b = res["cases"]["B"]["speedup_vs_A"]
+    # D is "the same plus guard": A's LangGraph timeout and RetryPolicy kept, and guard
+    # (breaker + its own deadline) added. B shows why guard needs its own deadline:
+    # LangGraph's timeout cancels the node like a sibling, which guard does not count.
     c = res["cases"]["C"]["speedup_vs_A"]
+    d = res["cases"]["D"]["speedup_vs_A"]
     goals = [
         (
-            f"fail-fast A/B >= {GOAL_FAIL_FAST:g}x (LangGraph timeout + guard breaker)",
-            b >= GOAL_FAIL_FAST,
+            f"fail-fast A/D >= {GOAL_FAIL_FAST:g}x (A plus guard with its deadline)",
+            d >= GOAL_FAIL_FAST,
         ),
-        (f"fail-fast A/C >= {GOAL_FAIL_FAST:g}x (guard's own timeout)", c >= GOAL_FAIL_FAST),
+        (
+            f"fail-fast A/C >= {GOAL_FAIL_FAST:g}x (guard's deadline instead of LangGraph's)",
+            c >= GOAL_FAIL_FAST,
+        ),
     ]
     return _table(header, rows) + "\n", goals
 
