@@ -476,23 +476,17 @@ class BreakerMachine:
     def _judge_window(self, now: float) -> None:
         stats = self._stats
         assert stats is not None
-        if stats.calls < self._minimum_calls:
+        calls = stats.calls
+        if calls < self._minimum_calls:
             return
-        rate = self._rate_threshold
-        if rate is not None and stats.failures / stats.calls >= rate:
-            self._open(
-                now,
-                f"failure rate {stats.failures / stats.calls:.0%} >= {rate:.0%} "
-                f"over {stats.calls} calls",
-            )
-            return
-        slow_rate = self._slow_rate_threshold
-        if slow_rate is not None and stats.slow / stats.calls >= slow_rate:
-            self._open(
-                now,
-                f"slow-call rate {stats.slow / stats.calls:.0%} >= {slow_rate:.0%} "
-                f"over {stats.calls} calls",
-            )
+        for what, count, threshold in (
+            ("failure rate", stats.failures, self._rate_threshold),
+            ("slow-call rate", stats.slow, self._slow_rate_threshold),
+        ):
+            # A quotient, not count >= threshold * calls: 0.55 * 100 is 55.000000000000007.
+            if threshold is not None and count / calls >= threshold:
+                self._open(now, f"{what} {count / calls:.0%} >= {threshold:.0%} over {calls} calls")
+                return
 
     def _reject(self, now: float) -> int:
         self.rejected_calls += 1
