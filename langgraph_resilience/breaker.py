@@ -135,7 +135,7 @@ class CircuitBreaker:
         """
         cell = self._cell
         permit = cell.acquire()
-        started = cell.clock.now() if cell.timed else 0.0
+        started = cell.now() if cell.timed else 0.0
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -154,7 +154,7 @@ class CircuitBreaker:
         """
         cell = self._cell
         permit = cell.acquire()
-        started = cell.clock.now() if cell.timed else 0.0
+        started = cell.now() if cell.timed else 0.0
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
@@ -171,7 +171,7 @@ class CircuitBreaker:
         """
         cell = self._cell
         permit = cell.acquire()
-        return Attempt(cell, permit, cell.clock.now() if cell.timed else 0.0)
+        return Attempt(cell, permit, cell.now() if cell.timed else 0.0)
 
     @overload
     def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
@@ -188,7 +188,7 @@ class CircuitBreaker:
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 permit = cell.acquire()
-                started = cell.clock.now() if cell.timed else 0.0
+                started = cell.now() if cell.timed else 0.0
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as exc:
@@ -202,7 +202,7 @@ class CircuitBreaker:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             permit = cell.acquire()
-            started = cell.clock.now() if cell.timed else 0.0
+            started = cell.now() if cell.timed else 0.0
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:

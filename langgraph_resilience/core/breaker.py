@@ -137,16 +137,22 @@ class _CountStats:
         self.calls = self.failures = self.slow = 0
 
     def add(self, now: float, failed: bool, slow: bool) -> None:
+        index = self._index
         if self.calls == self._size:
-            old = self._ring[self._index]
-            self.failures -= old & 1
-            self.slow -= old >> 1
+            old = self._ring[index]
+            if old:
+                self.failures -= old & 1
+                self.slow -= old >> 1
         else:
             self.calls += 1
-        self._ring[self._index] = failed | (slow << 1)
-        self._index = (self._index + 1) % self._size
-        self.failures += failed
-        self.slow += slow
+        if failed or slow:
+            self._ring[index] = failed | (slow << 1)
+            self.failures += failed
+            self.slow += slow
+        else:
+            self._ring[index] = 0
+        index += 1
+        self._index = 0 if index == self._size else index
 
     def expire(self, now: float) -> None:
         pass
@@ -218,6 +224,7 @@ class BreakerMachine:
         "_half_opened_at",
         "_is_failure",
         "_is_ignored",
+        "_judge_every_call",
         "_max_trials",
         "_minimum_calls",
         "_opened_at",
@@ -274,6 +281,7 @@ class BreakerMachine:
                 else _TimeStats(to_seconds(w.duration, field="duration"), w.buckets)
             )
         self.needs_timing = p.detects_slow_calls or isinstance(self._stats, _TimeStats)
+        self._judge_every_call = isinstance(self._stats, _TimeStats)
         # A success that needs no bookkeeping beyond resetting the failure streak: the
         # front may skip the lock for it.
         self.simple_success = self._stats is None and self.record_result is None
@@ -378,6 +386,26 @@ class BreakerMachine:
                         _CLOSED, now, f"{self._trial_successes} successful trial calls"
                     )
         # An OPEN state never holds live permits: acquire() grants none while open.
+
+    def record_closed_success(self, permit: int, now: float, duration: float | None) -> None:
+        """``record(permit, SUCCESS, ...)``, trimmed for the common case of a success
+        while closed: the hot path of policies with a sliding window."""
+        if permit != self.closed_generation:
+            self.record(permit, SUCCESS, now=now, duration=duration)  # half-open or stale
+            return
+        self.consecutive_failures = 0
+        slow = self._is_slow(duration)
+        if not slow and self._slow_factor is not None and duration is not None:
+            self._update_baseline(duration)
+        stats = self._stats
+        if stats is None:
+            return
+        before = stats.calls
+        stats.add(now, False, slow)
+        # A success can raise neither rate of a count window, except by bringing the
+        # window up to minimum_calls; a time window may have dropped older calls.
+        if slow or self._judge_every_call or before < self._minimum_calls <= stats.calls:
+            self._judge_window(now)
 
     def poll(self, now: float) -> BreakerState:
         """The state at ``now``, moving OPEN to HALF_OPEN if the timeout has passed."""

@@ -24,7 +24,7 @@ from langgraph.errors import GraphBubbleUp
 from langsmith import get_current_run_tree
 
 from langgraph_resilience.breaker import CircuitBreaker, _is_async_callable
-from langgraph_resilience.core.clock import MonotonicClock, to_seconds
+from langgraph_resilience.core.clock import to_seconds
 from langgraph_resilience.errors import AttemptTimeoutError
 from langgraph_resilience.stores.base import BreakerCell
 
@@ -129,7 +129,7 @@ def _guard_sync(
         except BaseException:
             _tag_task(info)  # the error handler's config is derived from this task's
             raise
-        started = cell.clock.now() if cell.timed else 0.0
+        started = cell.now() if cell.timed else 0.0
         try:
             if deadline is None:
                 result = fn(*args, **kwargs)
@@ -166,7 +166,7 @@ def _guard_async(
         except BaseException:
             _tag_task(info)
             raise
-        started = cell.clock.now() if cell.timed else 0.0
+        started = cell.now() if cell.timed else 0.0
         try:
             if deadline is None:
                 result = await fn(*args, **kwargs)
@@ -297,7 +297,9 @@ class _NoBreakerCell:
 
     __slots__ = ()
     timed = False
-    clock = MonotonicClock()
+
+    def now(self) -> float:
+        return 0.0
 
     def acquire(self) -> int:
         return 0

@@ -30,6 +30,10 @@ class BreakerCell(Protocol):
     timed: bool
     """Whether outcomes need the call's start time (slow-call rules, time windows)."""
 
+    def now(self) -> float:
+        """The breaker clock's reading (pass it as ``started`` when ``timed``)."""
+        ...
+
     def acquire(self) -> int:
         """Admit a call and return its permit, or raise ``CircuitOpenError``."""
         ...

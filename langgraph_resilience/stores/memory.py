@@ -8,6 +8,7 @@ from collections import deque
 from typing import Any
 
 from langgraph_resilience.core.breaker import (
+    FAILURE,
     IGNORED,
     REJECTED,
     SUCCESS,
@@ -86,17 +87,36 @@ class LocalBreakerCell:
 
     def record_result(self, permit: int, result: Any, started: float) -> None:
         machine = self._machine
-        if machine.simple_success and permit == machine.closed_generation:
-            if not machine.consecutive_failures:
+        if permit == machine.closed_generation:
+            if machine.simple_success:
+                if machine.consecutive_failures:
+                    self._record(permit, SUCCESS, None)
                 return
-            self._record(permit, SUCCESS, None)
+            if machine.record_result is None or self._classify(permit, result) == SUCCESS:
+                now = self.now()
+                duration = now - started if self.timed else None
+                lock = self._lock
+                lock.acquire()
+                try:
+                    machine.record_closed_success(permit, now, duration)
+                    if machine.pending_events:
+                        self._queue.extend(machine.take_events())
+                finally:
+                    lock.release()
+                if self._queue:
+                    self._deliver()
+                return
+            self._record(permit, FAILURE, started)
             return
+        self._record(permit, self._classify(permit, result), started)
+
+    def _classify(self, permit: int, result: Any) -> int:
+        """Judge a result with the policy's predicate, outside the lock (user code)."""
         try:
-            outcome = machine.classify_result(result)
+            return self._machine.classify_result(result)
         except BaseException:
             self._record(permit, IGNORED, None)
             raise
-        self._record(permit, outcome, started)
 
     def record_error(self, permit: int, error: BaseException, started: float) -> None:
         try:
