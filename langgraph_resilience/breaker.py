@@ -183,7 +183,7 @@ class CircuitBreaker:
             raise TypeError(f"a breaker decorates callables, got {fn!r}")
         cell = self._cell
         # The call/acall bodies are inlined: one Python frame less per decorated call.
-        if _is_async_callable(fn):
+        if is_async_callable(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -313,7 +313,9 @@ class CircuitBreaker:
         return self._cell.snapshot()._repr_html_()
 
 
-def _is_async_callable(fn: object) -> bool:
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` returns an awaitable (coroutine functions, partials of
+    them, objects with an async ``__call__``)."""
     while isinstance(fn, functools.partial):
         fn = fn.func
     # an object whose __call__ is a coroutine function is async too

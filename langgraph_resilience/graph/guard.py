@@ -23,10 +23,11 @@ from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langsmith import get_current_run_tree
 
-from langgraph_resilience.breaker import CircuitBreaker, _is_async_callable
+from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
 from langgraph_resilience.core.clock import to_seconds
 from langgraph_resilience.errors import AttemptTimeoutError
 from langgraph_resilience.stores.base import BreakerCell
+from langgraph_resilience.stores.memory import default_breaker_store
 
 __all__ = ["guard"]
 
@@ -83,7 +84,10 @@ def guard(
         ValueError: ``timeout`` is not a positive duration.
     """
     if isinstance(breaker, str):
-        breaker = CircuitBreaker(breaker)
+        # The process-wide breaker of that name, whatever its policy; a new one with the
+        # default policy if there is none yet.
+        existing = default_breaker_store().get(breaker)
+        breaker = CircuitBreaker(breaker, existing.policy if existing is not None else None)
     elif breaker is not None and not isinstance(breaker, CircuitBreaker):
         raise TypeError(f"breaker must be a CircuitBreaker, a name or None, got {breaker!r}")
     deadline = None if timeout is None else to_seconds(timeout, field="timeout", allow_zero=False)
@@ -110,7 +114,7 @@ def guard(
             f"guard() wraps a node function, an async function or a runnable, got {node!r}"
         )
     label = name or getattr(node, "__name__", None) or type(node).__name__
-    if _is_async_callable(node):
+    if is_async_callable(node):
         return cast(NodeT, _guard_async(node, breaker, deadline, label))
     return cast(NodeT, _guard_sync(node, breaker, deadline, label))
 

@@ -516,3 +516,15 @@ def test_langgraph_native_timeout_cuts_are_not_counted(
     with pytest.raises(NodeTimeoutError):
         asyncio.run(graph.ainvoke({"log": []}))
     assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_breaker_name_attaches_to_an_existing_breaker_with_its_policy() -> None:
+    strict = CircuitBreaker("strict", BreakerPolicy(failure_threshold=1))
+
+    def node(state: State) -> dict[str, Any]:
+        raise ConnectionError
+
+    graph = single_node_graph(guard(node, breaker="strict"))
+    with pytest.raises(ConnectionError):
+        graph.invoke({"log": []})
+    assert strict.state is BreakerState.OPEN  # one failure: the existing policy applied
