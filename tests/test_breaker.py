@@ -57,7 +57,8 @@ async def through(breaker: CircuitBreaker, mode: str, body: Callable[..., Any], 
     """Run the sync ``body(*args)`` through ``breaker`` the way ``mode`` says."""
 
     async def async_body(*a: Any) -> Any:
-        await asyncio.sleep(0)  # a real suspension point (not a wait for the breaker)
+        # stands in for the dependency's I/O: a real suspension point, no breaker timing
+        await asyncio.sleep(0)
         return body(*a)
 
     if mode == "call":
@@ -75,7 +76,7 @@ async def through(breaker: CircuitBreaker, mode: str, body: Callable[..., Any], 
             return body(*args)
     if mode == "async_with":
         async with breaker:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the dependency's I/O, as in async_body
             return body(*args)
     raise AssertionError(mode)
 

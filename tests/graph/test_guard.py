@@ -405,13 +405,13 @@ def test_sync_timeout_under_ainvoke(store: InMemoryBreakerStore, clock: FakeCloc
 
 def test_async_timeout_cancels_the_attempt(store: InMemoryBreakerStore, clock: FakeClock) -> None:
     breaker = make_breaker(store, clock, failure_threshold=1)
-    cancelled = []
+    cancelled = asyncio.Event()
 
     async def stuck(state: State) -> dict[str, Any]:
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            cancelled.append(1)
+            cancelled.set()
             raise
         return {}
 
@@ -420,10 +420,10 @@ def test_async_timeout_cancels_the_attempt(store: InMemoryBreakerStore, clock: F
     async def main() -> None:
         with pytest.raises(AttemptTimeoutError):
             await graph.ainvoke({"log": []})
-        await asyncio.sleep(0)  # let the cancellation land
+        # the guard does not wait for the cancellation to land; the attempt sees it later
+        await asyncio.wait_for(cancelled.wait(), timeout=5)
 
     asyncio.run(main())
-    assert cancelled == [1]
     assert breaker.state is BreakerState.OPEN
 
 
@@ -464,8 +464,10 @@ def test_a_sibling_cancelled_by_langgraph_is_not_a_failure(
 ) -> None:
     breaker = make_breaker(store, clock, failure_threshold=1)
     cancelled: list[int] = []
+    slow_started = asyncio.Event()
 
     async def slow(state: State) -> dict[str, Any]:
+        slow_started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -474,7 +476,7 @@ def test_a_sibling_cancelled_by_langgraph_is_not_a_failure(
         return {}
 
     async def boom(state: State) -> dict[str, Any]:
-        await asyncio.sleep(0.01)
+        await slow_started.wait()  # fail only once the guarded sibling is running
         raise ValueError("sibling failed")
 
     builder = StateGraph(State)
