@@ -181,35 +181,17 @@ class CircuitBreaker:
         """Decorate a sync or async function so every call goes through the breaker."""
         if not callable(fn):
             raise TypeError(f"a breaker decorates callables, got {fn!r}")
-        cell = self._cell
-        # The call/acall bodies are inlined: one Python frame less per decorated call.
         if is_async_callable(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                permit = cell.acquire()
-                started = cell.now() if cell.timed else 0.0
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    cell.record_error(permit, exc, started)
-                    raise
-                cell.record_result(permit, result, started)
-                return result
+                return await self.acall(fn, *args, **kwargs)
 
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            permit = cell.acquire()
-            started = cell.now() if cell.timed else 0.0
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                cell.record_error(permit, exc, started)
-                raise
-            cell.record_result(permit, result, started)
-            return result
+            return self.call(fn, *args, **kwargs)
 
         return wrapper
 

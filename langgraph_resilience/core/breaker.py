@@ -344,9 +344,7 @@ class BreakerMachine:
             return self.generation
         return self._reject(now)
 
-    def record(
-        self, permit: int, outcome: int, *, now: float, duration: float | None = None
-    ) -> None:
+    def record(self, permit: int, outcome: int, now: float, duration: float | None = None) -> None:
         """Record how an admitted call ended. Stale permits are ignored."""
         if permit != self.generation:
             return
@@ -354,21 +352,27 @@ class BreakerMachine:
         if state is _CLOSED:
             if outcome == IGNORED:
                 return
-            failed = outcome == FAILURE
             slow = self._is_slow(duration)
-            if failed:
+            stats = self._stats
+            if outcome == FAILURE:
                 self.failed_calls += 1
                 self.consecutive_failures += 1
-            else:
-                self.consecutive_failures = 0
-                if not slow and self._slow_factor is not None and duration is not None:
-                    self._update_baseline(duration)
-            if self._failure_threshold and self.consecutive_failures >= self._failure_threshold:
-                self._open(now, f"{self.consecutive_failures} consecutive failures")
+                if self._failure_threshold and self.consecutive_failures >= self._failure_threshold:
+                    self._open(now, f"{self.consecutive_failures} consecutive failures")
+                elif stats is not None:
+                    stats.add(now, True, slow)
+                    self._judge_window(now)
                 return
-            stats = self._stats
-            if stats is not None:
-                stats.add(now, failed, slow)
+            self.consecutive_failures = 0
+            if not slow and self._slow_factor is not None and duration is not None:
+                self._update_baseline(duration)
+            if stats is None:
+                return
+            before = stats.calls
+            stats.add(now, False, slow)
+            # A success can raise neither rate of a count window, except by bringing the
+            # window up to minimum_calls; a time window may have dropped older calls.
+            if slow or self._judge_every_call or before < self._minimum_calls <= stats.calls:
                 self._judge_window(now)
         elif state is _HALF_OPEN:
             self._trials_in_flight -= 1
@@ -386,26 +390,6 @@ class BreakerMachine:
                         _CLOSED, now, f"{self._trial_successes} successful trial calls"
                     )
         # An OPEN state never holds live permits: acquire() grants none while open.
-
-    def record_closed_success(self, permit: int, now: float, duration: float | None) -> None:
-        """``record(permit, SUCCESS, ...)``, trimmed for the common case of a success
-        while closed: the hot path of policies with a sliding window."""
-        if permit != self.closed_generation:
-            self.record(permit, SUCCESS, now=now, duration=duration)  # half-open or stale
-            return
-        self.consecutive_failures = 0
-        slow = self._is_slow(duration)
-        if not slow and self._slow_factor is not None and duration is not None:
-            self._update_baseline(duration)
-        stats = self._stats
-        if stats is None:
-            return
-        before = stats.calls
-        stats.add(now, False, slow)
-        # A success can raise neither rate of a count window, except by bringing the
-        # window up to minimum_calls; a time window may have dropped older calls.
-        if slow or self._judge_every_call or before < self._minimum_calls <= stats.calls:
-            self._judge_window(now)
 
     def poll(self, now: float) -> BreakerState:
         """The state at ``now``, moving OPEN to HALF_OPEN if the timeout has passed."""

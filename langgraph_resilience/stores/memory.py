@@ -8,7 +8,6 @@ from collections import deque
 from typing import Any
 
 from langgraph_resilience.core.breaker import (
-    FAILURE,
     IGNORED,
     REJECTED,
     SUCCESS,
@@ -87,28 +86,12 @@ class LocalBreakerCell:
 
     def record_result(self, permit: int, result: Any, started: float) -> None:
         machine = self._machine
-        if permit == machine.closed_generation:
-            if machine.simple_success:
-                if machine.consecutive_failures:
-                    self._record(permit, SUCCESS, None)
-                return
-            if machine.record_result is None or self._classify(permit, result) == SUCCESS:
-                now = self.now()
-                duration = now - started if self.timed else None
-                lock = self._lock
-                lock.acquire()
-                try:
-                    machine.record_closed_success(permit, now, duration)
-                    if machine.pending_events:
-                        self._queue.extend(machine.take_events())
-                finally:
-                    lock.release()
-                if self._queue:
-                    self._deliver()
-                return
-            self._record(permit, FAILURE, started)
+        if machine.simple_success and permit == machine.closed_generation:
+            if machine.consecutive_failures:
+                self._record(permit, SUCCESS, None)
             return
-        self._record(permit, self._classify(permit, result), started)
+        outcome = SUCCESS if machine.record_result is None else self._classify(permit, result)
+        self._record(permit, outcome, started)
 
     def _classify(self, permit: int, result: Any) -> int:
         """Judge a result with the policy's predicate, outside the lock (user code)."""
@@ -171,11 +154,15 @@ class LocalBreakerCell:
     def _record(self, permit: int, outcome: int, started: float | None) -> None:
         now = self.now()
         duration = now - started if started is not None and self.timed else None
-        with self._lock:
-            machine = self._machine
-            machine.record(permit, outcome, now=now, duration=duration)
+        machine = self._machine
+        lock = self._lock
+        lock.acquire()  # cheaper than `with` on the hot path of windowed policies
+        try:
+            machine.record(permit, outcome, now, duration)
             if machine.pending_events:
                 self._queue.extend(machine.take_events())
+        finally:
+            lock.release()
         if self._queue:
             self._deliver()
 

@@ -764,18 +764,7 @@ def test_snapshot_to_dict_is_strict_json_when_forced_open() -> None:
     assert json.loads(json.dumps(data, allow_nan=False))["state"] == "open"
 
 
-def succeed(m: BreakerMachine, trimmed: bool, now: float = 0.0) -> None:
-    """Admit one call and record a success, through ``record`` or the trimmed path."""
-    permit = m.acquire(now)
-    assert permit != REJECTED
-    if trimmed:
-        m.record_closed_success(permit, now, None)
-    else:
-        m.record(permit, SUCCESS, now=now)
-
-
-@pytest.mark.parametrize("trimmed", [False, True], ids=["record", "record_closed_success"])
-def test_time_window_success_can_open_once_older_successes_expired(trimmed: bool) -> None:
+def test_time_window_success_can_open_once_older_successes_expired() -> None:
     m = machine(
         failure_threshold=None,
         failure_rate_threshold=0.5,
@@ -783,17 +772,16 @@ def test_time_window_success_can_open_once_older_successes_expired(trimmed: bool
         minimum_calls=2,
     )
     for _ in range(3):
-        succeed(m, trimmed, 0.0)
+        run(m, SUCCESS, 0.0)
     run(m, FAILURE, 5.0)
     run(m, FAILURE, 5.0)  # 2 of 5 failed: 40 %
     assert m.state is CLOSED
     # At t=10.5 the t=0 successes have left the window: a success makes it 2 of 3.
-    succeed(m, trimmed, 10.5)
+    run(m, SUCCESS, 10.5)
     assert m.state is OPEN
 
 
-@pytest.mark.parametrize("trimmed", [False, True], ids=["record", "record_closed_success"])
-def test_count_window_success_that_reaches_minimum_calls_opens(trimmed: bool) -> None:
+def test_count_window_success_that_reaches_minimum_calls_opens() -> None:
     m = machine(
         failure_threshold=None,
         failure_rate_threshold=0.5,
@@ -802,7 +790,7 @@ def test_count_window_success_that_reaches_minimum_calls_opens(trimmed: bool) ->
     )
     run(m, FAILURE)
     run(m, FAILURE)
-    succeed(m, trimmed)
+    run(m, SUCCESS)
     assert m.state is CLOSED  # 3 calls: below minimum_calls
-    succeed(m, trimmed)  # the 4th call is a success, and 2 of 4 failed
+    run(m, SUCCESS)  # the 4th call is a success, and 2 of 4 failed
     assert m.state is OPEN
