@@ -215,7 +215,7 @@ class CircuitBreaker:
         else:  # pragma: no cover - only reachable by calling __exit__ by hand
             raise RuntimeError(f"breaker {self.name!r}: __exit__ without a matching __enter__")
         if exc is None:
-            attempt.succeed(NO_RESULT)
+            attempt.succeed()  # a block has no result for record_result to judge
         else:
             attempt.fail(exc)
 

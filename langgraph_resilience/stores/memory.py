@@ -34,8 +34,9 @@ logger = logging.getLogger("langgraph_resilience.breaker")
 class LocalBreakerCell:
     """One breaker's state machine behind a lock that is held only while it decides.
 
-    The common case, a closed breaker admitting a call and seeing it succeed with no
-    failure streak to reset, takes no lock at all.
+    With a policy that has no sliding window and no ``record_result`` predicate, the
+    common case (a closed breaker admitting a call that succeeds, with no failure streak
+    to reset) takes no lock at all.
     """
 
     __slots__ = (
