@@ -26,9 +26,22 @@ from .core.events import (
     CallRejected,
     Listener,
 )
+from .core.ledger import Ledger, LedgerView, Outcome
+from .core.loops import LoopPolicy
 from .core.policy import BreakerPolicy, CountWindow, TimeWindow
-from .errors import AttemptTimeoutError, CircuitOpenError, ResilienceError
+from .core.verdicts import GatePolicy, Verdict
+from .errors import (
+    AttemptTimeoutError,
+    CircuitOpenError,
+    LedgerMissingError,
+    LoopLimitExceeded,
+    ResilienceError,
+)
+from .graph.fallback import fallback_to, route_on_outcome
+from .graph.gate import VerifiedOutput, quality_below, verification_gate
 from .graph.guard import guard
+from .graph.loops import loop_guard
+from .graph.state import ResilienceState, ledger, reset_ledger
 from .stores.memory import InMemoryBreakerStore, default_breaker_store
 
 __version__ = "0.1.0"
@@ -53,11 +66,28 @@ __all__ = [
     "Clock",
     "CountWindow",
     "FakeClock",
+    "GatePolicy",
     "InMemoryBreakerStore",
+    "Ledger",
+    "LedgerMissingError",
+    "LedgerView",
     "Listener",
+    "LoopLimitExceeded",
+    "LoopPolicy",
     "MonotonicClock",
+    "Outcome",
     "ResilienceError",
+    "ResilienceState",
     "TimeWindow",
+    "Verdict",
+    "VerifiedOutput",
     "default_breaker_store",
+    "fallback_to",
     "guard",
+    "ledger",
+    "loop_guard",
+    "quality_below",
+    "reset_ledger",
+    "route_on_outcome",
+    "verification_gate",
 ]

@@ -5,20 +5,31 @@ Catch them at whatever level suits you::
     ResilienceError (Exception)
     ├── CircuitOpenError (ResilienceError, RuntimeError)
     │       a breaker rejected the call without running it
-    └── AttemptTimeoutError (ResilienceError)
-            a guarded attempt ran past its deadline
+    ├── AttemptTimeoutError (ResilienceError)
+    │       a guarded attempt ran past its deadline
+    ├── LoopLimitExceeded (ResilienceError, RecursionError)
+    │       a node was entered more often, or deeper, than its LoopPolicy allows
+    └── LedgerMissingError (ResilienceError, LookupError)
+            a feature needs the run's ledger and the state schema has none
 
 The bases are chosen for LangGraph's default ``RetryPolicy``: it never retries a
 ``RuntimeError``, so an open breaker fails fast instead of being hammered, while a
 timed-out attempt (a plain ``Exception``) is retried like LangGraph's own
-``NodeTimeoutError``.
+``NodeTimeoutError``. ``LoopLimitExceeded`` is a ``RecursionError`` (so a
+``RuntimeError``), like LangGraph's ``GraphRecursionError``: never retried.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["AttemptTimeoutError", "CircuitOpenError", "ResilienceError"]
+__all__ = [
+    "AttemptTimeoutError",
+    "CircuitOpenError",
+    "LedgerMissingError",
+    "LoopLimitExceeded",
+    "ResilienceError",
+]
 
 
 class ResilienceError(Exception):
@@ -76,3 +87,41 @@ class AttemptTimeoutError(ResilienceError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (AttemptTimeoutError, (self.node, self.timeout))
+
+
+class LoopLimitExceeded(ResilienceError, RecursionError):
+    """A node was about to be entered beyond a ``LoopPolicy`` limit.
+
+    Attributes:
+        node: the node that was not entered.
+        limit: which limit: ``"max_visits"``, ``"max_visits_per_node"`` or ``"max_depth"``.
+        count: visits so far (the graph depth, for ``max_depth``).
+        maximum: the limit's value.
+    """
+
+    def __init__(self, node: str, *, limit: str, count: int, maximum: int, detail: str) -> None:
+        self.node = node
+        self.limit = limit
+        self.count = count
+        self.maximum = maximum
+        self.detail = detail
+        super().__init__(f"loop limit reached: {detail}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild_loop_error,
+            (self.node, self.limit, self.count, self.maximum, self.detail),
+        )
+
+
+def _rebuild_loop_error(
+    node: str, limit: str, count: int, maximum: int, detail: str
+) -> LoopLimitExceeded:
+    return LoopLimitExceeded(node, limit=limit, count=count, maximum=maximum, detail=detail)
+
+
+class LedgerMissingError(ResilienceError, LookupError):
+    """A feature that keeps per-run memory found no ledger in the graph's state.
+
+    Add ``ResilienceState`` to the state schema (``class State(ResilienceState): ...``).
+    """

@@ -1,4 +1,5 @@
-"""``guard``: put a circuit breaker and a per-attempt deadline around a graph node.
+"""``guard``: put a circuit breaker, a per-attempt deadline, loop limits and the run's
+ledger around a graph node.
 
 The wrapper keeps the node's signature (so LangGraph still injects ``config``,
 ``runtime``, ``store``) and its sync or async nature. It composes with LangGraph's own
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import queue
 import threading
 from collections.abc import Awaitable, Callable
@@ -24,8 +26,20 @@ from langgraph.errors import GraphBubbleUp
 from langsmith import get_current_run_tree
 
 from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
-from langgraph_resilience.core.clock import to_seconds
-from langgraph_resilience.errors import AttemptTimeoutError
+from langgraph_resilience.core.clock import MonotonicClock, to_seconds
+from langgraph_resilience.core.failures import error_code
+from langgraph_resilience.core.ledger import LedgerView
+from langgraph_resilience.core.loops import LoopPolicy
+from langgraph_resilience.errors import AttemptTimeoutError, LoopLimitExceeded
+from langgraph_resilience.graph._context import (
+    Step,
+    attempt_of,
+    ledger_in,
+    require_ledger,
+    takes_parameter,
+    visit,
+    with_ledger_update,
+)
 from langgraph_resilience.stores.base import BreakerCell
 from langgraph_resilience.stores.memory import default_breaker_store
 
@@ -42,6 +56,7 @@ def guard(
     *,
     breaker: CircuitBreaker | str | None = None,
     timeout: float | timedelta | None = None,
+    loop: LoopPolicy | None = None,
     name: str | None = None,
 ) -> NodeT:
     """Wrap a node (function, async function or runnable) for ``StateGraph.add_node``.
@@ -65,6 +80,10 @@ def guard(
         )
         ```
 
+    When the state has the run's ledger (``ResilienceState``), every successful visit is
+    recorded there: visits, path, and the node's outcome with its attempts and duration.
+    ``guard(node)`` with no other argument does only that.
+
     Args:
         node: the node to wrap.
         breaker: a ``CircuitBreaker``, or a name (the process-wide breaker of that name).
@@ -74,13 +93,17 @@ def guard(
             async attempt is cancelled at the deadline; a sync one keeps running in its
             worker thread, abandoned (its result is dropped). Either way
             ``AttemptTimeoutError`` is raised and counts as a failure.
+        loop: a safety net against runaway loops: entering the node beyond the policy's
+            limits raises ``LoopLimitExceeded`` (before the breaker is asked, so it is
+            not counted against the dependency). Needs the ledger in the state.
         name: the name used in errors; defaults to the function's name.
 
     Interrupts and ``Command(graph=PARENT)`` (LangGraph's ``GraphBubbleUp``) pass
     through untouched and are never counted; neither is a cancelled async attempt.
 
     Raises:
-        TypeError: ``node`` is not callable or a runnable.
+        TypeError: ``node`` is not callable or a runnable, or ``loop`` is not a
+            ``LoopPolicy``.
         ValueError: ``timeout`` is not a positive duration.
     """
     if isinstance(breaker, str):
@@ -90,11 +113,14 @@ def guard(
         breaker = CircuitBreaker(breaker, existing.policy if existing is not None else None)
     elif breaker is not None and not isinstance(breaker, CircuitBreaker):
         raise TypeError(f"breaker must be a CircuitBreaker, a name or None, got {breaker!r}")
+    if loop is not None and not isinstance(loop, LoopPolicy):
+        raise TypeError(f"loop must be a LoopPolicy or None, got {loop!r}")
     deadline = None if timeout is None else to_seconds(timeout, field="timeout", allow_zero=False)
 
     if isinstance(node, Runnable):
         runnable: Runnable[Any, Any] = node
         label = name or runnable.get_name()
+        core = _Guard(breaker, deadline, loop, label)
 
         def invoke(state: Any, config: RunnableConfig) -> Any:
             return runnable.invoke(state, config)
@@ -103,8 +129,8 @@ def guard(
             return await runnable.ainvoke(state, config)
 
         wrapped = RunnableLambda(
-            _guard_sync(invoke, breaker, deadline, label),
-            afunc=_guard_async(ainvoke, breaker, deadline, label),
+            _guard_sync(invoke, core, strip_config=False),
+            afunc=_guard_async(ainvoke, core, strip_config=False),
             name=label,
         )
         return cast(NodeT, wrapped)
@@ -114,26 +140,89 @@ def guard(
             f"guard() wraps a node function, an async function or a runnable, got {node!r}"
         )
     label = name or getattr(node, "__name__", None) or type(node).__name__
+    core = _Guard(breaker, deadline, loop, label)
+    strip = not takes_parameter(node, "config")
     if is_async_callable(node):
-        return cast(NodeT, _guard_async(node, breaker, deadline, label))
-    return cast(NodeT, _guard_sync(node, breaker, deadline, label))
+        return cast(NodeT, _with_config(_guard_async(node, core, strip_config=strip), node, strip))
+    return cast(NodeT, _with_config(_guard_sync(node, core, strip_config=strip), node, strip))
 
 
-def _guard_sync(
-    fn: Callable[..., Any], breaker: CircuitBreaker | None, deadline: float | None, label: str
-) -> Callable[..., Any]:
-    info = _info(breaker, deadline)
-    cell = breaker.cell if breaker is not None else _NO_BREAKER
+class _Guard:
+    """The decisions around one call, shared by the sync and async fronts."""
+
+    __slots__ = ("cell", "deadline", "info", "label", "loop", "now")
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker | None,
+        deadline: float | None,
+        loop: LoopPolicy | None,
+        label: str,
+    ) -> None:
+        self.cell = breaker.cell if breaker is not None else _NO_BREAKER
+        self.now = breaker.cell.now if breaker is not None else MonotonicClock().now
+        self.deadline = deadline
+        self.loop = loop
+        self.label = label
+        self.info = _info(breaker, deadline)
+
+    def enter(self, state: Any, config: RunnableConfig | None) -> Step | None:
+        """Check loop limits; the step to record in the ledger, if the state has one."""
+        if self.loop is not None:
+            ledger = require_ledger(state, "guard(loop=...)")
+            step = Step.of(config)
+            if step is not None:
+                breach = self.loop.breach(LedgerView.of(ledger), step.node, depth=step.depth)
+                if breach is not None:
+                    raise LoopLimitExceeded(
+                        step.node,
+                        limit=breach.limit,
+                        count=breach.count,
+                        maximum=breach.maximum,
+                        detail=breach.describe(),
+                    )
+            return step
+        if ledger_in(state) is None:
+            return None
+        return Step.of(config)
+
+    def failed(
+        self, exc: BaseException, config: RunnableConfig | None, started: float | None
+    ) -> None:
+        """Leave the failure's details where the node's error handler will look."""
+        details = dict(self.info)
+        details["attempts"] = attempt_of(config)
+        details["error_code"] = error_code(exc)
+        if started is not None:
+            details["duration_ms"] = (self.now() - started) * 1000.0
+        _tag_task(details, config)
+
+    def succeeded(
+        self, result: Any, step: Step, config: RunnableConfig | None, started: float
+    ) -> Any:
+        update = visit(
+            step,
+            status="success",
+            duration_ms=(self.now() - started) * 1000.0,
+            attempts=attempt_of(config),
+        )
+        return with_ledger_update(result, update)
+
+
+def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> Callable[..., Any]:
+    cell, deadline, label = core.cell, core.deadline, core.label
 
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _tag_trace(info)
+        config = kwargs.pop("config", None) if strip_config else kwargs.get("config")
+        step = core.enter(args[0] if args else None, config)
+        _tag_trace(core.info)
         try:
             permit = cell.acquire()
-        except BaseException:
-            _tag_task(info)  # the error handler's config is derived from this task's
+        except BaseException as exc:
+            core.failed(exc, config, None)  # the error handler's config is this task's
             raise
-        started = cell.now() if cell.timed else 0.0
+        started = core.now() if step is not None or cell.timed else 0.0
         try:
             if deadline is None:
                 result = fn(*args, **kwargs)
@@ -143,34 +232,34 @@ def _guard_sync(
             cell.release(permit)
             raise
         except BaseException as exc:
-            _tag_task(info)
+            core.failed(exc, config, started)
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
-        return result
+        if step is None:
+            return result
+        return core.succeeded(result, step, config, started)
 
-    guarded.__langgraph_resilience__ = info  # type: ignore[attr-defined]
+    guarded.__langgraph_resilience__ = core.info  # type: ignore[attr-defined]
     return guarded
 
 
 def _guard_async(
-    fn: Callable[..., Awaitable[Any]],
-    breaker: CircuitBreaker | None,
-    deadline: float | None,
-    label: str,
+    fn: Callable[..., Awaitable[Any]], core: _Guard, *, strip_config: bool
 ) -> Callable[..., Awaitable[Any]]:
-    info = _info(breaker, deadline)
-    cell = breaker.cell if breaker is not None else _NO_BREAKER
+    cell, deadline, label = core.cell, core.deadline, core.label
 
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        _tag_trace(info)
+        config = kwargs.pop("config", None) if strip_config else kwargs.get("config")
+        step = core.enter(args[0] if args else None, config)
+        _tag_trace(core.info)
         try:
             permit = cell.acquire()
-        except BaseException:
-            _tag_task(info)
+        except BaseException as exc:
+            core.failed(exc, config, None)
             raise
-        started = cell.now() if cell.timed else 0.0
+        started = core.now() if step is not None or cell.timed else 0.0
         try:
             if deadline is None:
                 result = await fn(*args, **kwargs)
@@ -182,33 +271,76 @@ def _guard_async(
             cell.release(permit)
             raise
         except BaseException as exc:
-            _tag_task(info)
+            core.failed(exc, config, started)
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
-        return result
+        if step is None:
+            return result
+        return core.succeeded(result, step, config, started)
 
-    guarded.__langgraph_resilience__ = info  # type: ignore[attr-defined]
+    guarded.__langgraph_resilience__ = core.info  # type: ignore[attr-defined]
     return guarded
+
+
+def _with_config(
+    guarded: Callable[..., Any], node: Callable[..., Any], strip: bool
+) -> Callable[..., Any]:
+    """Give ``guarded`` the node's signature, plus a ``config`` parameter if it lacks one.
+
+    LangGraph injects ``config`` by parameter name, so the wrapper always receives the
+    run's config (which it needs for the ledger) and passes it on only if the node
+    asked for it. This works on Python 3.10 too, where async nodes cannot read the
+    config from a context variable.
+    """
+    if not strip:
+        return guarded
+    signature = _add_config_parameter(node)
+    if signature is not None:
+        guarded.__signature__ = signature  # type: ignore[attr-defined]
+        annotations = dict(getattr(node, "__annotations__", {}))
+        annotations["config"] = RunnableConfig
+        guarded.__annotations__ = annotations
+    return guarded
+
+
+def _add_config_parameter(node: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        signature = inspect.signature(node)
+    except (TypeError, ValueError):
+        return None
+    params = list(signature.parameters.values())
+    config = inspect.Parameter(
+        "config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=RunnableConfig
+    )
+    at = next(
+        (i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD),
+        len(params),
+    )
+    params.insert(at, config)
+    return signature.replace(parameters=params)
 
 
 def _info(breaker: CircuitBreaker | None, deadline: float | None) -> dict[str, Any]:
     return {"breaker": breaker.name if breaker is not None else None, "timeout": deadline}
 
 
-def _tag_task(info: dict[str, Any]) -> None:
-    """Put the guard's settings in this task's ``config["metadata"]``.
+def _tag_task(details: dict[str, Any], config: RunnableConfig | None) -> None:
+    """Put the guard's settings and the failure's details in ``config["metadata"]``.
 
     Done only when the attempt fails: LangGraph derives an error handler's config from
     the failed task's, so the handler sees
-    ``config["metadata"]["langgraph_resilience"]["breaker"]``.
+    ``config["metadata"]["langgraph_resilience"]`` (breaker, timeout, attempts,
+    error_code, duration_ms).
     """
-    try:
-        metadata = get_config().get("metadata")
-    except RuntimeError:  # called outside a graph run
-        return
+    if config is None:
+        try:
+            config = get_config()
+        except RuntimeError:  # called outside a graph run
+            return
+    metadata = config.get("metadata")
     if metadata is not None:
-        metadata[METADATA_KEY] = info
+        metadata[METADATA_KEY] = details
 
 
 def _tag_trace(info: dict[str, Any]) -> None:

@@ -1,0 +1,196 @@
+"""Where a wrapper runs, and how it writes the ledger: the one place that reads
+LangGraph's run config and Command objects.
+
+A wrapper learns its node's name, the step id (the task id, stable across retries and
+resume) and its graph depth from the config LangGraph injects; it adds its ledger
+update to whatever the node returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph._internal._constants import CONFIG_KEY_READ, CONFIG_KEY_RUNTIME, CONFIG_KEY_SEND
+from langgraph.errors import EmptyChannelError
+from langgraph.graph import END
+from langgraph.types import Command
+
+from langgraph_resilience.core.ledger import Ledger, Outcome, OutcomeStatus, merge_ledgers
+from langgraph_resilience.errors import LedgerMissingError
+
+LEDGER_KEY = "resilience"
+"""The state key ``ResilienceState`` adds."""
+
+MISSING_LEDGER_HINT = (
+    "add the ledger to the graph's state schema: "
+    "`class State(ResilienceState): ...` (from langgraph_resilience import ResilienceState)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One task of a run, as a wrapper sees it."""
+
+    node: str
+    """The graph node's name (``config["metadata"]["langgraph_node"]``)."""
+    id: str
+    """The task id: the same on every retry and on resume, different per visit."""
+    depth: int
+    """Graph level: 1 for the top graph, 2 inside a subgraph node, and so on."""
+
+    @classmethod
+    def of(cls, config: RunnableConfig | None, *, node: str | None = None) -> Step | None:
+        if not config:
+            return None
+        ns = config.get("configurable", {}).get("checkpoint_ns", "")
+        if not ns:
+            return None
+        segments = ns.split("|")
+        task = segments[-1].rpartition(":")[2] or segments[-1]
+        name = node or (config.get("metadata") or {}).get("langgraph_node")
+        if not name:
+            return None
+        return cls(node=name, id=task, depth=len(segments))
+
+
+def ledger_in(state: Any) -> Ledger | None:
+    """The ledger in ``state``, or ``None`` when the state schema has none."""
+    if isinstance(state, Mapping):
+        value = state.get(LEDGER_KEY)
+    else:  # a pydantic or dataclass state declaring the field
+        value = getattr(state, LEDGER_KEY, None)
+    return cast(Ledger, value) if isinstance(value, dict) else None
+
+
+def require_ledger(state: Any, feature: str) -> Ledger:
+    ledger = ledger_in(state)
+    if ledger is None:
+        raise LedgerMissingError(
+            f"{feature} keeps its counts in the run's ledger: {MISSING_LEDGER_HINT}"
+        )
+    return ledger
+
+
+def attempt_of(config: RunnableConfig | None) -> int:
+    """The current attempt under LangGraph's ``RetryPolicy`` (1-based)."""
+    runtime = (config or {}).get("configurable", {}).get(CONFIG_KEY_RUNTIME)
+    info = getattr(runtime, "execution_info", None)
+    return int(getattr(info, "node_attempt", 1) or 1)
+
+
+def visit(
+    step: Step,
+    *,
+    status: OutcomeStatus,
+    duration_ms: float = 0.0,
+    attempts: int = 1,
+    error_code: str | None = None,
+    error: str | None = None,
+    fallback_used: bool = False,
+    node: str | None = None,
+) -> Ledger:
+    """A ledger update recording one visit of ``node`` (default: the step's own node)."""
+    name = node or step.node
+    outcome: Outcome = {
+        "status": status,
+        "error_code": error_code,
+        "error": error,
+        "attempts": attempts,
+        "fallback_used": fallback_used,
+        "duration_ms": round(duration_ms, 3),
+        "step": step.id,
+    }
+    return {
+        "update": True,
+        "path": [name],
+        "steps": [step.id],
+        "outcomes": {name: outcome},
+        "depth": step.depth,
+    }
+
+
+def with_ledger_update(result: Any, update: Ledger) -> Any:
+    """``result`` (what a node returned) with ``update`` added for the ledger key.
+
+    Handles ``None``, dict updates and ``Command(update=...)``. Other results (a
+    pydantic model, a list of commands) are returned unchanged: the visit is not
+    recorded, and the node's own update is never altered.
+    """
+    if result is None:
+        return {LEDGER_KEY: update}
+    if isinstance(result, dict):
+        return {**result, LEDGER_KEY: _combine(result.get(LEDGER_KEY), update)}
+    if isinstance(result, Command) and result.graph is None:
+        inner = result.update
+        if inner is None:
+            new: Any = {LEDGER_KEY: update}
+        elif isinstance(inner, dict):
+            new = {**inner, LEDGER_KEY: _combine(inner.get(LEDGER_KEY), update)}
+        elif isinstance(inner, Sequence) and not isinstance(inner, str):
+            new = [*inner, (LEDGER_KEY, update)]
+        else:
+            return result
+        return dataclasses.replace(result, update=new)
+    return result
+
+
+def _combine(value: Any, update: Ledger) -> Ledger:
+    if not isinstance(value, dict) or not value:
+        return update
+    existing = cast(Ledger, value)
+    if set(update.get("steps", ())) & set(existing.get("steps", ())):
+        return existing  # an inner wrapper already recorded this step (nested guards)
+    if existing.get("update"):
+        combined = merge_ledgers(existing, update)
+        combined["update"] = True
+        return combined
+    return merge_ledgers(existing, update)  # a whole ledger: stays whole, plus this visit
+
+
+def write_from_router(config: RunnableConfig | None, update: Ledger) -> bool:
+    """Write a ledger update from a conditional-edge function.
+
+    A path function runs inside its source node's task, so it can add writes to that
+    task the way LangGraph's own channel writers do. Returns ``False`` outside a run.
+    """
+    send = (config or {}).get("configurable", {}).get(CONFIG_KEY_SEND)
+    if send is None:
+        return False
+    send([(LEDGER_KEY, update)])
+    return True
+
+
+def node_exists(config: RunnableConfig | None, name: str) -> bool | None:
+    """Whether ``name`` is a node of the running graph; ``None`` when it cannot tell.
+
+    LangGraph silently ignores a ``goto`` to an unknown node (it logs "wrote to unknown
+    channel"), so routes are checked here. Every node of a compiled ``StateGraph`` has a
+    ``branch:to:<name>`` channel; reading one that does not exist raises ``KeyError``.
+    """
+    if name == END:
+        return True
+    read = (config or {}).get("configurable", {}).get(CONFIG_KEY_READ)
+    if read is None:
+        return None
+    try:
+        read(f"branch:to:{name}")
+    except EmptyChannelError:
+        return True
+    except KeyError:
+        return False
+    except Exception:  # a LangGraph change: do not block the run
+        return None
+    return True
+
+
+def takes_parameter(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn``'s signature has a parameter called ``name``."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
