@@ -23,6 +23,8 @@ $(VENV)/.dev: $(BIN)/activate pyproject.toml
 
 demo: $(VENV)/.runtime
 	$(PY) -m examples.research_team
+	@echo
+	$(PY) -m examples.research_pipeline
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

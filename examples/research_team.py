@@ -141,6 +141,8 @@ class ScriptedChatModel(FakeListChatModel):
     latency: float = 0.0
     down_until: float = 0.0
     connect_timeout: float = CONNECT_TIMEOUT
+    outage_message: str = "research API unreachable"
+    """The ``ConnectionError`` message during the outage."""
     calls: int = 0
     """How many times the model was called (failed calls included)."""
     disable_streaming: bool | Literal["tool_calling"] = True
@@ -150,7 +152,7 @@ class ScriptedChatModel(FakeListChatModel):
         self.calls += 1
         if self.clock.now() < self.down_until:
             self.clock.advance(self.connect_timeout)
-            raise ConnectionError("research API unreachable")
+            raise ConnectionError(self.outage_message)
         self.clock.advance(self.latency)
         return super()._call(*args, **kwargs)
 

@@ -15,6 +15,9 @@ from langgraph_resilience import __version__
 
 __all__ = ["main"]
 
+DEMOS = ("research_team", "research_pipeline")
+"""The example modules ``demo`` runs, in order (the same as ``make demo``)."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
@@ -24,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("version", help="print the installed version")
-    sub.add_parser("demo", help="run the research-team outage demo (needs a source checkout)")
+    sub.add_parser("demo", help="run the example graphs (needs a source checkout)")
     args = parser.parse_args(argv)
 
     if args.command == "version":
@@ -32,14 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         try:
-            demo = importlib.import_module("examples.research_team")
+            demos = [importlib.import_module(f"examples.{name}") for name in DEMOS]
         except ModuleNotFoundError:
             print(
                 "the demo lives in the repository's examples/ folder: run `make demo` there",
                 file=sys.stderr,
             )
             return 2
-        demo.main()
+        for number, demo in enumerate(demos):
+            if number:
+                print()
+            demo.main()
         return 0
     parser.print_help()
     return 0
