@@ -323,7 +323,7 @@ def test_every_retry_attempt_is_recorded_and_retries_stop_once_open(
     assert breaker.snapshot().rejected_calls == 1
 
 
-@pytest.mark.parametrize("mode", CONTEXT_MODES)
+@pytest.mark.parametrize("mode", MODES)
 def test_error_handler_gets_circuit_open_error_and_routes_to_backup(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
