@@ -98,3 +98,21 @@ def test_quickstart_tells_the_story(executed: dict[str, Any]) -> None:
     assert "breaker half_open -> closed" in recovery
     assert "sunny in Lima (service calls so far: 6)" in recovery
     assert ">closed</b>" in recovery
+
+
+@pytest.mark.slow
+def test_routes_notebook_tells_the_story(executed: dict[str, Any]) -> None:
+    nb = executed["routes.ipynb"]
+    text = {cell.id: outputs_text(cell) for cell in nb.cells if cell.cell_type == "code"}
+
+    fallback = text["fallback"]
+    assert "last week's notes on tides (from cached research)" in fallback
+    assert "<b>(degraded)</b>" in fallback  # the ledger's HTML view
+    assert "CONNECTION" in fallback
+    assert "TIMEOUT" in fallback
+
+    assert "drafts written: 3" in text["loop"]
+    assert "limit hit: worker max_visits_per_node=3 -> __end__" in text["loop"]
+
+    assert "report: Tides follow the Moon." in text["gate"]
+    assert "gate passed=True score=0.9 after 1 verifier round(s)" in text["gate"]
