@@ -23,8 +23,13 @@ from langgraph.types import Command
 from langgraph_resilience.core.ledger import Ledger, Outcome, OutcomeStatus, merge_ledgers
 from langgraph_resilience.errors import LedgerMissingError
 
+METADATA_KEY = "langgraph_resilience"
+"""Key of the plugin's entry in ``config["metadata"]`` (set by ``guard`` on failure)."""
+
 LEDGER_KEY = "resilience"
 """The state key ``ResilienceState`` adds."""
+
+_HANDLER_PREFIXES = ("__error_handler__", "__default_error_handler__")
 
 MISSING_LEDGER_HINT = (
     "add the ledger to the graph's state schema: "
@@ -51,11 +56,14 @@ class Step:
         if not ns:
             return None
         segments = ns.split("|")
-        task = segments[-1].rpartition(":")[2] or segments[-1]
+        last, _, task = segments[-1].rpartition(":")
         name = node or (config.get("metadata") or {}).get("langgraph_node")
         if not name:
             return None
-        return cls(node=name, id=task, depth=len(segments))
+        depth = len(segments)
+        if last.startswith(_HANDLER_PREFIXES) and depth > 1:
+            depth -= 1  # a handler runs in its failed task's namespace, at the same level
+        return cls(node=name, id=task or segments[-1], depth=depth)
 
 
 def ledger_in(state: Any) -> Ledger | None:

@@ -7,6 +7,7 @@ target of a chain, records the failure in the ledger and marks the run degraded.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -18,13 +19,19 @@ from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from langgraph_resilience.breaker import CircuitBreaker
+from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
 from langgraph_resilience.core.events import BreakerState
-from langgraph_resilience.core.failures import error_code, error_name, revive_error
+from langgraph_resilience.core.failures import (
+    RecordedError,
+    error_code,
+    error_name,
+    revive_error,
+)
 from langgraph_resilience.core.ledger import Ledger, LimitRecord, OutcomeStatus, merge_ledgers
 from langgraph_resilience.core.policy import ExceptionMatcher, compile_matcher
 from langgraph_resilience.errors import LoopLimitExceeded
 from langgraph_resilience.graph._context import (
+    METADATA_KEY,
     Step,
     ledger_in,
     node_exists,
@@ -40,8 +47,6 @@ logger = logging.getLogger("langgraph_resilience.fallback")
 
 ErrorHandler: TypeAlias = Callable[..., Any]
 """A LangGraph error handler: ``(state, error: NodeError, [config], [runtime]) -> update``."""
-
-_METADATA_KEY = "langgraph_resilience"
 
 
 def fallback_to(
@@ -125,10 +130,11 @@ def fallback_to(
     sink = _Sink(dead_letter) if dead_letter is not None else None
     chain = tuple(targets)
 
-    def handle(state: Any, error: NodeError, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+    def decide(state: Any, error: NodeError, config: RunnableConfig) -> tuple[Any, Ledger | None]:
+        """The route to take (a ``Command``), or ``None`` with the record for the sink."""
         exc = revive_error(error.error)
         if surfaces(exc) or not falls_back(exc):
-            raise exc
+            raise _surfaced(exc, error)
         for target in chain:
             if node_exists(config, target) is False:
                 raise ValueError(
@@ -136,9 +142,10 @@ def fallback_to(
                     f"add it with builder.add_node({target!r}, ...)"
                 )
         remaining = chain[chain.index(error.node) + 1 :] if error.node in chain else chain
-        has_ledger = ledger_in(state) is not None
         step = Step.of(config, node=error.node)
-        record = _failure_record(error.node, exc, step, config) if has_ledger else None
+        record = (
+            _failure_record(error.node, exc, step, config) if ledger_in(state) is not None else None
+        )
 
         for target in remaining:
             if _is_open(given.get(target, target)):
@@ -150,18 +157,55 @@ def fallback_to(
             logger.info(
                 "node %r failed (%s); falling back to %r", error.node, error_name(exc), target
             )
-            return _route(target, record, update(state, exc) if update else None)
+            return _route(target, record, update(state, exc) if update else None), record
 
         if sink is None:
-            raise exc
+            raise _surfaced(exc, error)
         logger.warning("node %r failed and its fallbacks are spent: dead-lettering", error.node)
-        result = sink(state, error, config, runtime)
-        return with_ledger_update(result, record) if record is not None else result
+        return None, record
 
+    def handle(state: Any, error: NodeError, config: RunnableConfig, runtime: Runtime[Any]) -> Any:
+        route, record = decide(state, error, config)
+        if route is not None or sink is None:
+            return route
+        return _with_record(sink(state, error, config, runtime), record)
+
+    async def ahandle(
+        state: Any, error: NodeError, config: RunnableConfig, runtime: Runtime[Any]
+    ) -> Any:
+        route, record = decide(state, error, config)
+        if route is not None or sink is None:
+            return route
+        return _with_record(await sink(state, error, config, runtime), record)
+
+    if sink is not None and sink.is_async:
+        # LangGraph runs an async handler under ainvoke/astream only, like any async node.
+        handle = ahandle
     handle.__name__ = f"fallback_to_{'_'.join(chain)}"
     handle.__qualname__ = handle.__name__
     handle.fallback_targets = chain  # type: ignore[attr-defined]
     return handle
+
+
+def _surfaced(exc: BaseException, error: NodeError) -> BaseException:
+    """The error to raise from the handler so that the caller sees it.
+
+    Not the very object LangGraph handed over: LangGraph remembers the errors it gave to
+    a handler (by identity) and would then save the thread as finished, so a resume
+    would not retry the failed node.
+    """
+    if exc is not error.error:
+        return exc
+    try:
+        fresh = copy.copy(exc)
+    except Exception:  # an exception that cannot be rebuilt from its args
+        fresh = RecordedError(error_name(exc), str(exc))
+    fresh.__cause__, fresh.__context__ = exc.__cause__, exc.__context__
+    return fresh.with_traceback(exc.__traceback__)
+
+
+def _with_record(result: Any, record: Ledger | None) -> Any:
+    return with_ledger_update(result, record) if record is not None else result
 
 
 def _failure_record(
@@ -169,7 +213,9 @@ def _failure_record(
 ) -> Ledger | None:
     if step is None:
         return None
-    details = (config.get("metadata") or {}).get(_METADATA_KEY) or {}
+    # What guard() left in the failed task's metadata (LangGraph derives the handler's
+    # config from it); absent after a resume in another process.
+    details = (config.get("metadata") or {}).get(METADATA_KEY) or {}
     code = error_code(exc)
     status: OutcomeStatus = "skipped" if code == "CIRCUIT_OPEN" else "failed"
     record = visit(
@@ -234,6 +280,7 @@ class _Sink:
                 "(LangGraph's error-handler convention: `def sink(state, error: NodeError)`)"
             )
         self.handler = handler
+        self.is_async = is_async_callable(handler)
         self.wants_config = "config" in params
         self.wants_runtime = "runtime" in params
 

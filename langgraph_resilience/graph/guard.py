@@ -32,6 +32,7 @@ from langgraph_resilience.core.ledger import LedgerView
 from langgraph_resilience.core.loops import LoopPolicy
 from langgraph_resilience.errors import AttemptTimeoutError, LoopLimitExceeded
 from langgraph_resilience.graph._context import (
+    METADATA_KEY,
     Step,
     attempt_of,
     ledger_in,
@@ -46,9 +47,6 @@ from langgraph_resilience.stores.memory import default_breaker_store
 __all__ = ["guard"]
 
 NodeT = TypeVar("NodeT")
-
-METADATA_KEY = "langgraph_resilience"
-"""Key of the plugin's entry in a guarded node's ``metadata`` and in ``config["metadata"]``."""
 
 
 def guard(
