@@ -12,9 +12,11 @@ import ast
 import builtins
 import re
 
-__all__ = ["RecordedError", "error_code", "revive_error"]
+__all__ = ["RecordedError", "error_code", "error_name", "matches_recorded", "revive_error"]
 
 _REPR = re.compile(r"^(?P<name>[A-Za-z_][\w.]*)\((?P<args>.*)\)$", re.DOTALL)
+# pydantic's ValidationError has its own repr: "1 validation error for Model\n..."
+_PYDANTIC_REPR = re.compile(r"^\d+ validation errors? for ", re.ASCII)
 
 # Most specific first: the first class name found in the error's MRO picks the code.
 _CODES: tuple[tuple[str, str], ...] = (
@@ -84,6 +86,8 @@ def revive_error(error: BaseException | str) -> BaseException:
     """
     if isinstance(error, BaseException):
         return error
+    if _PYDANTIC_REPR.match(error):
+        return RecordedError("ValidationError", error)
     match = _REPR.match(error.strip())
     if match is None:
         return RecordedError("Exception", error)
@@ -125,3 +129,21 @@ def _find_exception_class(name: str) -> type[BaseException] | None:
                 seen.add(sub)
                 stack.append(sub)
     return None
+
+
+def matches_recorded(error: RecordedError, types: tuple[type[BaseException], ...]) -> bool:
+    """Whether a revived error whose class could not be rebuilt was one of ``types``.
+
+    Judged by name: the recorded class name is compared with the names of ``types``
+    and of all their subclasses imported so far.
+    """
+    for cls in types:
+        if cls in (BaseException, Exception):
+            return True
+        stack = [cls]
+        while stack:
+            current = stack.pop()
+            if current.__name__ == error.type_name:
+                return True
+            stack.extend(current.__subclasses__())
+    return False

@@ -90,6 +90,9 @@ class Ledger(TypedDict, total=False):
     """Deepest graph level a recorded node ran at (1 is the top graph, 2 a subgraph)."""
     routes: dict[str, int]
     """How many times a ``loop_guard`` sent the run to each node."""
+    route_steps: list[list[str]]
+    """One ``[route id, node]`` pair per route counted in ``routes``; what makes
+    merging them idempotent."""
     limits: list[LimitRecord]
     """Loop limits that were hit, in order."""
     verdicts: dict[str, VerdictRecord]
@@ -140,16 +143,19 @@ def merge_ledgers(current: Ledger | None, update: Ledger | None) -> Ledger:
             r for r in new_limits if (r["step"], r["node"]) not in seen
         ]
 
-    new_routes = update.get("routes")
-    if new_routes:
+    new_route_steps = update.get("route_steps")
+    if new_route_steps:
+        seen_routes: frozenset[str] | set[str] = (
+            frozenset() if is_update else {pair[0] for pair in base.get("route_steps", ())}
+        )
         routes = dict(base.get("routes", {}))
-        for node, count in new_routes.items():
-            # Route counts carry no step ids: an update adds, a whole ledger (which
-            # started as a copy of this one) can only have grown them.
-            routes[node] = (
-                routes.get(node, 0) + count if is_update else max(routes.get(node, 0), count)
-            )
-        merged["routes"] = routes
+        route_steps = list(base.get("route_steps", ()))
+        for route_id, node in new_route_steps:
+            if route_id in seen_routes:
+                continue
+            routes[node] = routes.get(node, 0) + 1
+            route_steps.append([route_id, node])
+        merged["routes"], merged["route_steps"] = routes, route_steps
 
     if update.get("degraded") and not base.get("degraded"):
         merged["degraded"] = True

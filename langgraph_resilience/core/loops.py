@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 from .ledger import LedgerView
@@ -42,6 +43,9 @@ class LoopPolicy:
         _check_limit("max_visits", self.max_visits)
         per_node = self.max_visits_per_node
         if isinstance(per_node, Mapping):
+            # A read-only copy: changing the caller's dict later cannot skip validation.
+            per_node = MappingProxyType(dict(per_node))
+            object.__setattr__(self, "max_visits_per_node", per_node)
             for node, limit in per_node.items():
                 if not isinstance(node, str):
                     raise TypeError(
@@ -60,26 +64,33 @@ class LoopPolicy:
         return per_node
 
     def breach(
-        self, ledger: LedgerView, node: str, *, depth: int, entering: int = 1
+        self,
+        ledger: LedgerView,
+        node: str,
+        *,
+        depth: int,
+        granted: Mapping[str, int] | None = None,
     ) -> LoopBreach | None:
-        """What entering ``node`` ``entering`` more times at ``depth`` would exceed.
+        """What entering ``node`` once more at ``depth`` would exceed, or ``None``.
 
-        ``None`` when the entry is within every limit. Counts are the ledger's recorded
-        visits, or the routes a loop guard took to the node when those are higher (a
-        node without a guard records no visits).
+        Counts are the ledger's recorded visits, or the routes a loop guard took to the
+        node when those are higher (a node without a guard records no visits), plus
+        ``granted``: entries already allowed in the same decision (a fan-out), per node.
         """
         if self.max_depth is not None and depth > self.max_depth:
             return LoopBreach(node=node, limit="max_depth", count=depth, maximum=self.max_depth)
+        granted = granted or {}
         if self.max_visits is not None:
-            total = max(len(ledger.path), sum(ledger.routes.values()))
-            if total + entering > self.max_visits:
+            total = max(len(ledger.path), sum(ledger.routes.values())) + sum(granted.values())
+            if total + 1 > self.max_visits:
                 return LoopBreach(
                     node=node, limit="max_visits", count=total, maximum=self.max_visits
                 )
         limit = self.limit_for(node)
         if limit is not None:
             count = max(ledger.visits.get(node, 0), ledger.routes.get(node, 0))
-            if count + entering > limit:
+            count += granted.get(node, 0)
+            if count + 1 > limit:
                 return LoopBreach(
                     node=node, limit="max_visits_per_node", count=count, maximum=limit
                 )

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, TypeAlias
 
 from .clock import to_seconds
+from .failures import RecordedError, matches_recorded
 
 __all__ = ["BreakerPolicy", "CountWindow", "ExceptionMatcher", "TimeWindow"]
 
@@ -168,9 +169,16 @@ def compile_matcher(matcher: ExceptionMatcher, *, field: str) -> ExceptionPredic
                 f"{field} takes exception types or predicates (exc) -> bool, got {part!r}"
             )
     type_tuple = tuple(types)
+
+    def is_one_of(exc: BaseException) -> bool:
+        if isinstance(exc, type_tuple):
+            return True
+        # an error revived from text whose class could not be rebuilt
+        return isinstance(exc, RecordedError) and matches_recorded(exc, type_tuple)
+
     if not predicates:
-        return lambda exc: isinstance(exc, type_tuple)
-    return lambda exc: isinstance(exc, type_tuple) or any(p(exc) for p in predicates)
+        return is_one_of
+    return lambda exc: is_one_of(exc) or any(p(exc) for p in predicates)
 
 
 def _is_number(value: object) -> bool:

@@ -76,9 +76,9 @@ class GatePolicy:
     def judge_basics(self, confidence: float, sources: Iterable[str]) -> Verdict:
         """The policy's own verdict: confidence and, if required, sources."""
         reasons = []
-        if confidence < self.min_confidence:
+        if not confidence >= self.min_confidence:  # written so that NaN fails too
             reasons.append(f"confidence {confidence:.2f} is below {self.min_confidence:.2f}")
         if self.require_sources and not list(sources):
             reasons.append("cites no sources")
-        score = max(0.0, min(1.0, confidence))
+        score = max(0.0, min(1.0, confidence)) if confidence == confidence else 0.0
         return Verdict(not reasons, score, tuple(reasons))

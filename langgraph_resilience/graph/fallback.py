@@ -245,8 +245,9 @@ def _skipped(target: str, step: Step) -> Ledger:
     skipped = visit(
         step, status="skipped", error_code="CIRCUIT_OPEN", error="its breaker is open", node=target
     )
-    # An outcome, not a visit: the skipped target never ran.
-    skipped["outcomes"][target]["step"] = f"{step.id}:{target}"
+    # An outcome, not a visit: the skipped target never ran. It keeps the handler's
+    # step id, which the failed node's visit puts in the ledger's steps, so a stale copy
+    # coming back in a whole ledger is recognised.
     return {"update": True, "outcomes": skipped["outcomes"]}
 
 

@@ -36,7 +36,12 @@ Check: TypeAlias = Callable[["VerifiedOutput"], "Verdict | bool | float"]
 
 
 class VerifiedOutput(BaseModel):
-    """An agent's answer with what a gate needs to judge it (the seed's shape)."""
+    """An agent's answer with what a gate needs to judge it (the seed's shape).
+
+    In graph state, prefer the same keys as a plain dict
+    (``output.model_dump(mode="json")``): LangGraph's strict msgpack mode revives only
+    registered types, and the gate reads and writes dicts just as well.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -197,11 +202,15 @@ def verification_gate(
             if rounds >= policy.max_rounds:
                 break
             rounds += 1
-            revised = (
-                verifier.invoke(output, config)
-                if isinstance(verifier, Runnable)
-                else verifier(output)
-            )
+            if isinstance(verifier, Runnable):
+                revised = verifier.invoke(output, config)
+            elif is_async_callable(verifier):
+                raise TypeError(
+                    "verification_gate(verifier=...) is async: run the graph with "
+                    "ainvoke/astream, or give a sync verifier"
+                )
+            else:
+                revised = verifier(output)
             output = _revision(output, revised)
             verdict = judge(output)
         return finish(state, config, raw, output, verdict, rounds)
@@ -316,9 +325,9 @@ def _revision(previous: VerifiedOutput, revised: Any) -> VerifiedOutput:
 
 
 def _like(raw: Any, output: VerifiedOutput) -> Any:
-    """The revised output in the shape the state held it."""
+    """The revised output in the shape the state held it (a dict keeps its other keys)."""
     if isinstance(raw, Mapping):
-        return output.model_dump(mode="json")
+        return {**raw, **output.model_dump(mode="json")}
     return output
 
 
@@ -350,6 +359,8 @@ def quality_below(threshold: float = 0.7, *, field: str | None = None) -> Callab
         raise ValueError(f"quality_below threshold must be between 0 and 1, got {threshold!r}")
 
     def is_low_quality(result: Any) -> bool:
+        if isinstance(result, Command):  # a hand-off: the output is in its update
+            result = result.update
         value = _field_of(result, field) if field is not None else result
         if value is None:
             return False

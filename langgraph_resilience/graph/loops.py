@@ -111,6 +111,7 @@ def loop_guard(
             return chosen
         destinations = chosen if isinstance(chosen, list | tuple) else [chosen]
         routes: dict[str, int] = {}
+        route_steps: list[list[str]] = []
         limits: list[LimitRecord] = []
         kept: list[Any] = []
         for destination in destinations:
@@ -118,11 +119,10 @@ def loop_guard(
             if not isinstance(target, str) or target == END:
                 kept.append(destination)
                 continue
-            breach = policy.breach(
-                view, target, depth=step.depth, entering=routes.get(target, 0) + 1
-            )
+            breach = policy.breach(view, target, depth=step.depth, granted=routes)
             if breach is None:
                 routes[target] = routes.get(target, 0) + 1
+                route_steps.append([f"{step.id}>{len(route_steps)}", target])
                 kept.append(destination)
                 continue
             logger.warning("loop limit: %s; routing to %r instead", breach.describe(), on_exceeded)
@@ -141,6 +141,7 @@ def loop_guard(
         update: Ledger = {"update": True}
         if routes:
             update["routes"] = routes
+            update["route_steps"] = route_steps
         if limits:
             update["limits"] = limits
         if len(update) > 1:
