@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.types import Command
@@ -150,28 +150,24 @@ def verification_gate(
             f"verification_gate(verifier=...) takes a callable or runnable, got {verifier!r}"
         )
     judge = _Judge(policy, schema, tuple(checks))
+    verify = cast(Callable[[VerifiedOutput], Any], verifier)  # used when not a runnable
 
-    def start(state: Any, config: RunnableConfig) -> tuple[Any, VerifiedOutput | None, Verdict]:
+    def start(state: Any, config: RunnableConfig) -> _Review:
         for target in (on_pass, on_fail):
             if node_exists(config, target) is False:
                 raise ValueError(f"verification_gate(): {target!r} is not a node of this graph")
         raw = _field_of(state, field)
         output = to_verified_output(raw) if raw is not None else None
         verdict = judge(output) if output is not None else Verdict.fail(f"no output in {field!r}")
-        return raw, output, verdict
+        has_verifier = verifier is not None
+        return _Review(raw, output, verdict, judge, policy.max_rounds if has_verifier else 0)
 
-    def finish(
-        state: Any,
-        config: RunnableConfig,
-        raw: Any,
-        output: VerifiedOutput | None,
-        verdict: Verdict,
-        rounds: int,
-    ) -> Command[Any]:
+    def finish(state: Any, config: RunnableConfig, review: _Review) -> Command[Any]:
+        verdict, rounds = review.verdict, review.rounds
         route = on_pass if verdict.passed else on_fail
         changes: dict[str, Any] = {}
-        if rounds and output is not None:
-            changes[field] = _like(raw, output)
+        if rounds and review.output is not None:
+            changes[field] = _like(review.raw, review.output)
         step = Step.of(config)
         logger.info(
             "gate %r: %s (score %.2f, %d verifier rounds) -> %r",
@@ -196,47 +192,63 @@ def verification_gate(
         return Command(goto=route, update=changes or None)
 
     def gate(state: Any, config: RunnableConfig) -> Command[Any]:
-        raw, output, verdict = start(state, config)
-        rounds = 0
-        while not verdict.passed and verifier is not None and output is not None:
-            if rounds >= policy.max_rounds:
-                break
-            rounds += 1
+        review = start(state, config)
+        while (output := review.due()) is not None:
             if isinstance(verifier, Runnable):
-                revised = verifier.invoke(output, config)
+                review.take(verifier.invoke(output, config))
             elif is_async_callable(verifier):
                 raise TypeError(
                     "verification_gate(verifier=...) is async: run the graph with "
                     "ainvoke/astream, or give a sync verifier"
                 )
             else:
-                revised = verifier(output)
-            output = _revision(output, revised)
-            verdict = judge(output)
-        return finish(state, config, raw, output, verdict, rounds)
+                review.take(verify(output))
+        return finish(state, config, review)
 
     async def agate(state: Any, config: RunnableConfig) -> Command[Any]:
-        raw, output, verdict = start(state, config)
-        rounds = 0
-        while not verdict.passed and verifier is not None and output is not None:
-            if rounds >= policy.max_rounds:
-                break
-            rounds += 1
+        review = start(state, config)
+        while (output := review.due()) is not None:
             if isinstance(verifier, Runnable):
-                revised = await verifier.ainvoke(output, config)
+                review.take(await verifier.ainvoke(output, config))
             elif is_async_callable(verifier):
-                revised = await verifier(output)
+                review.take(await verify(output))
             else:
-                revised = verifier(output)
-            output = _revision(output, revised)
-            verdict = judge(output)
-        return finish(state, config, raw, output, verdict, rounds)
+                review.take(verify(output))
+        return finish(state, config, review)
 
     node: RunnableLambda[Any, Command[Any]] = RunnableLambda(
         gate, afunc=agate, name="verification_gate"
     )
     node.judge = judge  # type: ignore[attr-defined]
     return node
+
+
+class _Review:
+    """One gate decision in progress: the output, its verdict, the verifier rounds."""
+
+    def __init__(
+        self,
+        raw: Any,
+        output: VerifiedOutput | None,
+        verdict: Verdict,
+        judge: _Judge,
+        max_rounds: int,
+    ) -> None:
+        self.raw, self.output, self.verdict = raw, output, verdict
+        self.judge, self.max_rounds, self.rounds = judge, max_rounds, 0
+
+    def due(self) -> VerifiedOutput | None:
+        """The output to give the verifier next, or ``None`` when the review is over."""
+        if self.verdict.passed or self.output is None or self.rounds >= self.max_rounds:
+            return None
+        return self.output
+
+    def take(self, reply: Any) -> None:
+        """The verifier's reply: revise the output and judge it again."""
+        assert self.output is not None
+        self.rounds += 1
+        self.output = _revision(self.output, reply)
+        self.verdict = self.judge(self.output)
 
 
 class _Judge:
