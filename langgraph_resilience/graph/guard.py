@@ -230,7 +230,7 @@ def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> 
             cell.release(permit)
             raise
         except BaseException as exc:
-            core.failed(exc, config, started)
+            core.failed(exc, config, started if step is not None or cell.timed else None)
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
@@ -269,7 +269,7 @@ def _guard_async(
             cell.release(permit)
             raise
         except BaseException as exc:
-            core.failed(exc, config, started)
+            core.failed(exc, config, started if step is not None or cell.timed else None)
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
