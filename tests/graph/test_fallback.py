@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import inspect
 import operator
-import sys
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypedDict, cast
@@ -33,15 +32,7 @@ from langgraph_resilience import (
     ledger,
     route_on_outcome,
 )
-
-MODES = ["sync", "async"]
-
-# Before Python 3.11 asyncio cannot start a task in a given context, so LangGraph's config
-# does not reach async nodes and interrupt() fails there (a LangGraph limitation).
-needs_async_context = pytest.mark.skipif(
-    sys.version_info < (3, 11), reason="async nodes see the run's config only on Python 3.11+"
-)
-CONTEXT_MODES = ["sync", pytest.param("async", marks=needs_async_context)]
+from tests.graph._helpers import CONTEXT_MODES, MODES, node_pair, run, thread
 
 
 class State(ResilienceState, total=False):
@@ -59,27 +50,6 @@ class MirrorDown(ConnectionError):
 
 
 Body = Callable[[Any], dict[str, Any]]
-
-
-async def run(graph: Any, mode: str, inp: Any, config: RunnableConfig | None = None) -> Any:
-    if mode == "sync":
-        return graph.invoke(inp, config)
-    return await graph.ainvoke(inp, config)
-
-
-def node_pair(body: Body, mode: str) -> Callable[..., Any]:
-    """The same node body as a sync or an async function."""
-    if mode == "sync":
-
-        def sync_node(state: Any) -> dict[str, Any]:
-            return body(state)
-
-        return sync_node
-
-    async def async_node(state: Any) -> dict[str, Any]:
-        return body(state)
-
-    return async_node
 
 
 class Calls:
@@ -112,10 +82,6 @@ class Calls:
 def handler(fn: Callable[..., Any]) -> Any:
     """An error handler, typed loosely enough for ``add_node(error_handler=...)``."""
     return cast(Any, fn)
-
-
-def thread(name: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": name}}
 
 
 def chain_graph(

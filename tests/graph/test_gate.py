@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -13,8 +11,6 @@ from typing import Any, TypedDict
 import pytest
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 from pydantic import BaseModel
@@ -35,8 +31,8 @@ from langgraph_resilience import (
     quality_below,
     verification_gate,
 )
+from tests.graph._helpers import MODES, run, sqlite_saver, thread
 
-MODES = ["sync", "async"]
 GATE = "fact_check"
 """The gate's node name: the ledger keys its verdict by it (not by the word "gate")."""
 
@@ -68,12 +64,6 @@ class ModelAnswer:
     text: str
     confidence: float
     sources: list[str] = field(default_factory=list)
-
-
-async def run(graph: Any, mode: str, inp: Any, config: RunnableConfig | None = None) -> Any:
-    if mode == "sync":
-        return graph.invoke(inp, config)
-    return await graph.ainvoke(inp, config)
 
 
 def gate_graph(
@@ -817,25 +807,6 @@ def test_quality_below_accepts_the_bounds(threshold: float) -> None:
 # ---- durability: the gate's route is checkpointed ----------------------------------------
 
 
-@asynccontextmanager
-async def saver_for(mode: str, path: Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    if mode == "sync":
-        with sync_saver(path) as saver:
-            yield saver
-    else:
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as asaver:
-            yield asaver
-
-
-@contextmanager
-def sync_saver(path: Path) -> Iterator[SqliteSaver]:
-    connection = sqlite3.connect(path, check_same_thread=False)
-    try:
-        yield SqliteSaver(connection)
-    finally:
-        connection.close()
-
-
 class Counters:
     """Counts the gate's work: a check call per judgement, a verifier call per round."""
 
@@ -862,8 +833,8 @@ class Counters:
 @pytest.mark.parametrize("mode", MODES)
 async def test_the_gate_route_survives_a_failure_and_resume(mode: str, tmp_path: Path) -> None:
     counters = Counters()
-    config: RunnableConfig = {"configurable": {"thread_id": "gate-resume"}}
-    async with saver_for(mode, tmp_path / "gate.db") as saver:
+    config = thread("gate-resume")
+    async with sqlite_saver(mode, tmp_path / "gate.db") as saver:
         graph = gate_graph(
             {"content": TIDES, "confidence": 0.5},
             checkpointer=saver,
@@ -898,8 +869,8 @@ async def test_the_gate_route_survives_an_interrupt_before_its_target(
     mode: str, confidence: float, target: str, tmp_path: Path
 ) -> None:
     counters = Counters()
-    config: RunnableConfig = {"configurable": {"thread_id": "gate-interrupt"}}
-    async with saver_for(mode, tmp_path / "gate.db") as saver:
+    config = thread("gate-interrupt")
+    async with sqlite_saver(mode, tmp_path / "gate.db") as saver:
         graph = gate_graph(
             {"content": TIDES, "confidence": confidence},
             checkpointer=saver,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
-import sys
 import threading
-from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -28,27 +26,12 @@ from langgraph_resilience import (
     InMemoryBreakerStore,
     guard,
 )
-
-MODES = ["sync", "async"]
-
-# Before Python 3.11 asyncio cannot start a task in a given context, so LangGraph's config
-# does not reach async nodes: interrupt() and get_config() fail there (a LangGraph
-# limitation on 3.10, not the guard's).
-needs_async_context = pytest.mark.skipif(
-    sys.version_info < (3, 11), reason="async nodes see the run's config only on Python 3.11+"
-)
-CONTEXT_MODES = ["sync", pytest.param("async", marks=needs_async_context)]
+from tests.graph._helpers import CONTEXT_MODES, MODES, node_pair, run, thread
 
 
 class State(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     route: str
-
-
-def run(graph: Any, mode: str, inp: Any, config: RunnableConfig | None = None) -> Any:
-    if mode == "sync":
-        return graph.invoke(inp, config)
-    return asyncio.run(graph.ainvoke(inp, config))
 
 
 def make_breaker(
@@ -57,21 +40,6 @@ def make_breaker(
     policy.setdefault("failure_threshold", 2)
     policy.setdefault("recovery_timeout", 30)
     return CircuitBreaker(name, BreakerPolicy(**policy), clock=clock, store=store)
-
-
-def node_pair(body: Callable[[State], dict[str, Any]], mode: str) -> Callable[..., Any]:
-    """The same node body as a sync or an async function."""
-    if mode == "sync":
-
-        def sync_node(state: State) -> dict[str, Any]:
-            return body(state)
-
-        return sync_node
-
-    async def async_node(state: State) -> dict[str, Any]:
-        return body(state)
-
-    return async_node
 
 
 def single_node_graph(node: Any, **add_node_kwargs: Any) -> Any:
@@ -86,7 +54,7 @@ def single_node_graph(node: Any, **add_node_kwargs: Any) -> Any:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_injected_parameters_still_arrive(
+async def test_injected_parameters_still_arrive(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     seen: dict[str, Any] = {}
@@ -113,7 +81,7 @@ def test_injected_parameters_still_arrive(
     builder.add_node("work", guard(node, breaker=make_breaker(store, clock)))
     builder.add_edge(START, "work")
     graph = builder.compile(checkpointer=InMemorySaver(), store=memory_store)
-    out = run(graph, mode, {"log": []}, {"configurable": {"thread_id": "t-1"}})
+    out = await run(graph, mode, {"log": []}, thread("t-1"))
     assert out["log"] == ["ok"]
     assert seen == {"thread": "t-1", "store": memory_store}
 
@@ -135,7 +103,7 @@ def test_keeps_sync_or_async_nature_and_name() -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_wraps_a_runnable(mode: str, store: InMemoryBreakerStore, clock: FakeClock) -> None:
+async def test_wraps_a_runnable(mode: str, store: InMemoryBreakerStore, clock: FakeClock) -> None:
     breaker = make_breaker(store, clock, failure_threshold=1)
     calls = []
 
@@ -149,10 +117,10 @@ def test_wraps_a_runnable(mode: str, store: InMemoryBreakerStore, clock: FakeClo
     runnable = RunnableLambda(body, afunc=abody, name="model")
     graph = single_node_graph(guard(runnable, breaker=breaker))
     with pytest.raises(ConnectionError):
-        run(graph, mode, {"log": []})
+        await run(graph, mode, {"log": []})
     assert breaker.state is BreakerState.OPEN
     with pytest.raises(CircuitOpenError):
-        run(graph, mode, {"log": []})
+        await run(graph, mode, {"log": []})
     assert len(calls) == 1
 
 
@@ -189,7 +157,7 @@ def test_a_breaker_name_means_the_process_wide_breaker() -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_open_breaker_rejects_without_calling_the_node(
+async def test_open_breaker_rejects_without_calling_the_node(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     breaker = make_breaker(store, clock)
@@ -202,10 +170,10 @@ def test_open_breaker_rejects_without_calling_the_node(
     graph = single_node_graph(guard(node_pair(body, mode), breaker=breaker))
     for _ in range(2):
         with pytest.raises(ConnectionError):
-            run(graph, mode, {"log": []})
+            await run(graph, mode, {"log": []})
     assert breaker.state is BreakerState.OPEN
     with pytest.raises(CircuitOpenError) as info:
-        run(graph, mode, {"log": []})
+        await run(graph, mode, {"log": []})
     assert len(calls) == 2
     assert info.value.breaker == "svc"
     assert info.value.retry_after == pytest.approx(30)
@@ -213,22 +181,22 @@ def test_open_breaker_rejects_without_calling_the_node(
     clock.advance(30)  # recovery: one trial call goes through and succeeds
     calls.clear()
     graph_ok = single_node_graph(guard(node_pair(lambda s: {"log": ["up"]}, mode), breaker=breaker))
-    assert run(graph_ok, mode, {"log": []})["log"] == ["up"]
+    assert (await run(graph_ok, mode, {"log": []}))["log"] == ["up"]
     assert breaker.state is BreakerState.HALF_OPEN  # success_threshold=2
-    run(graph_ok, mode, {"log": []})
+    await run(graph_ok, mode, {"log": []})
     assert breaker.state is BreakerState.CLOSED
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_result_predicate_counts_bad_output_as_failure(
+async def test_result_predicate_counts_bad_output_as_failure(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     # the predicate judges the node's own return value (here: an empty answer)
     breaker = make_breaker(store, clock, record_result=lambda out: not out["log"][0])
     empty = single_node_graph(guard(node_pair(lambda s: {"log": [""]}, mode), breaker=breaker))
-    run(empty, mode, {"log": []})
+    await run(empty, mode, {"log": []})
     assert breaker.snapshot().consecutive_failures == 1
-    run(empty, mode, {"log": []})
+    await run(empty, mode, {"log": []})
     assert breaker.state is BreakerState.OPEN
 
 
@@ -237,7 +205,7 @@ def test_result_predicate_counts_bad_output_as_failure(
 
 @pytest.mark.parametrize("mode", CONTEXT_MODES)
 @pytest.mark.parametrize("timeout", [None, 5.0])
-def test_interrupt_passes_through_uncounted_and_resumes(
+async def test_interrupt_passes_through_uncounted_and_resumes(
     mode: str, timeout: float | None, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     # a streak of one: an interrupt counted as a failure would open the breaker
@@ -261,18 +229,18 @@ def test_interrupt_passes_through_uncounted_and_resumes(
     builder.add_node("ask", guard(node, breaker=breaker, timeout=timeout))
     builder.add_edge(START, "ask")
     graph = builder.compile(checkpointer=InMemorySaver())
-    config: RunnableConfig = {"configurable": {"thread_id": f"{mode}-{timeout}"}}
-    first = run(graph, mode, {"log": []}, config)
+    config = thread(f"{mode}-{timeout}")
+    first = await run(graph, mode, {"log": []}, config)
     assert "__interrupt__" in first
     assert breaker.state is BreakerState.CLOSED
     assert breaker.snapshot().consecutive_failures == 0
-    final = run(graph, mode, Command(resume="yes"), config)
+    final = await run(graph, mode, Command(resume="yes"), config)
     assert final["log"] == ["answer:yes"]
     assert breaker.state is BreakerState.CLOSED
 
 
 @pytest.mark.parametrize("mode", CONTEXT_MODES)
-def test_interrupt_does_not_use_up_a_half_open_trial(
+async def test_interrupt_does_not_use_up_a_half_open_trial(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     breaker = make_breaker(store, clock, failure_threshold=1, success_threshold=1)
@@ -292,10 +260,10 @@ def test_interrupt_does_not_use_up_a_half_open_trial(
     builder.add_node("ask", guard(node_pair(asks, mode), breaker=breaker))
     builder.add_edge(START, "ask")
     graph = builder.compile(checkpointer=InMemorySaver())
-    config: RunnableConfig = {"configurable": {"thread_id": mode}}
-    run(graph, mode, {"log": []}, config)
+    config = thread(mode)
+    await run(graph, mode, {"log": []}, config)
     # the trial permit came back: the resume is admitted as the trial, succeeds, closes
-    assert run(graph, mode, Command(resume="ok"), config)["log"] == ["ok"]
+    assert (await run(graph, mode, Command(resume="ok"), config))["log"] == ["ok"]
     assert breaker.state is BreakerState.CLOSED
 
 
@@ -303,7 +271,7 @@ def test_interrupt_does_not_use_up_a_half_open_trial(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_retry_attempt_is_recorded_and_retries_stop_once_open(
+async def test_every_retry_attempt_is_recorded_and_retries_stop_once_open(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     breaker = make_breaker(store, clock, failure_threshold=3)
@@ -316,7 +284,7 @@ def test_every_retry_attempt_is_recorded_and_retries_stop_once_open(
     retry = RetryPolicy(max_attempts=10, initial_interval=0.0, jitter=False)
     graph = single_node_graph(guard(node_pair(body, mode), breaker=breaker), retry_policy=retry)
     with pytest.raises(CircuitOpenError):
-        run(graph, mode, {"log": []})
+        await run(graph, mode, {"log": []})
     # attempts 1-3 ran and opened the breaker; attempt 4 was rejected, and LangGraph's
     # default retry_on does not retry a RuntimeError, so attempts 5-10 never happened
     assert len(calls) == 3
@@ -324,7 +292,7 @@ def test_every_retry_attempt_is_recorded_and_retries_stop_once_open(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_error_handler_gets_circuit_open_error_and_routes_to_backup(
+async def test_error_handler_gets_circuit_open_error_and_routes_to_backup(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     breaker = make_breaker(store, clock, failure_threshold=1)
@@ -352,8 +320,8 @@ def test_error_handler_gets_circuit_open_error_and_routes_to_backup(
     builder.add_edge(START, "primary")
     builder.add_edge("backup", END)
     graph = builder.compile()
-    assert run(graph, mode, {"log": []})["log"] == ["backup"]
-    assert run(graph, mode, {"log": []})["log"] == ["backup"]
+    assert (await run(graph, mode, {"log": []}))["log"] == ["backup"]
+    assert (await run(graph, mode, {"log": []}))["log"] == ["backup"]
     assert seen == [("ConnectionError", "svc"), ("CircuitOpenError", "svc")]
     assert len(calls) == 1
 
@@ -428,7 +396,7 @@ def test_async_timeout_cancels_the_attempt(store: InMemoryBreakerStore, clock: F
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_timed_out_attempts_are_retried_then_the_breaker_stops_them(
+async def test_timed_out_attempts_are_retried_then_the_breaker_stops_them(
     mode: str, store: InMemoryBreakerStore, clock: FakeClock
 ) -> None:
     breaker = make_breaker(store, clock, failure_threshold=2)
@@ -453,7 +421,7 @@ def test_timed_out_attempts_are_retried_then_the_breaker_stops_them(
     graph = single_node_graph(guard(stuck, breaker=breaker, timeout=0.02), retry_policy=retry)
     try:
         with pytest.raises(CircuitOpenError):
-            run(graph, mode, {"log": []})
+            await run(graph, mode, {"log": []})
     finally:
         release.set()
     assert len(entered) == 2  # AttemptTimeoutError is retried; CircuitOpenError is not

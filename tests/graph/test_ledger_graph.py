@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, RetryPolicy, Send
@@ -32,8 +32,7 @@ from langgraph_resilience import (
     ledger,
     reset_ledger,
 )
-
-MODES = ["sync", "async"]
+from tests.graph._helpers import MODES, run, thread
 
 
 class State(ResilienceState, total=False):
@@ -46,12 +45,6 @@ class PlainState(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     item: int
     rounds: int
-
-
-async def run(graph: Any, mode: str, inp: Any, config: RunnableConfig | None = None) -> Any:
-    if mode == "sync":
-        return graph.invoke(inp, config)
-    return await graph.ainvoke(inp, config)
 
 
 def make_node(name: str, kind: str, body: Callable[[Any], Any] | None = None) -> Any:
@@ -529,12 +522,12 @@ async def test_reset_ledger_starts_a_new_request_afresh(mode: str) -> None:
     builder.add_edge(START, "answer")
     compiled = builder.compile(checkpointer=InMemorySaver())
 
-    keep: RunnableConfig = {"configurable": {"thread_id": "keep"}}
+    keep = thread("keep")
     await run(compiled, mode, {"log": []}, keep)
     kept = await run(compiled, mode, {"log": []}, keep)
     assert ledger(kept).visits == {"answer": 2}  # the thread's ledger accumulates
 
-    fresh: RunnableConfig = {"configurable": {"thread_id": "fresh"}}
+    fresh = thread("fresh")
     first = await run(compiled, mode, {"log": [], **reset_ledger()}, fresh)  # a new thread
     assert ledger(first).visits == {"answer": 1}
     again = await run(compiled, mode, {"log": [], **reset_ledger()}, fresh)

@@ -7,17 +7,13 @@ The counts live in the run's ledger (``ResilienceState``), so they are checked a
 from __future__ import annotations
 
 import operator
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
@@ -36,8 +32,7 @@ from langgraph_resilience import (
     ledger,
     loop_guard,
 )
-
-MODES = ["sync", "async"]
+from tests.graph._helpers import MODES, node_pair, run, sqlite_saver
 
 
 class State(ResilienceState, total=False):
@@ -54,27 +49,11 @@ class PlainState(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
 
 
-async def run(graph: Any, mode: str, inp: Any, config: RunnableConfig | None = None) -> Any:
-    if mode == "sync":
-        return graph.invoke(inp, config)
-    return await graph.ainvoke(inp, config)
-
-
-def as_mode(body: Callable[[Any], Any], mode: str) -> Callable[..., Any]:
-    """``body`` as a sync node, or wrapped in an async one for ``ainvoke``."""
-    if mode == "sync":
-
-        def sync_node(state: Any) -> Any:
-            return body(state)
-
-        sync_node.__name__ = body.__name__
-        return sync_node
-
-    async def async_node(state: Any) -> Any:
-        return body(state)
-
-    async_node.__name__ = body.__name__
-    return async_node
+def as_mode(body: Callable[[Any], dict[str, Any]], mode: str) -> Callable[..., Any]:
+    """``node_pair(body, mode)`` under ``body``'s own name."""
+    node = node_pair(body, mode)
+    node.__name__ = body.__name__
+    return node
 
 
 def ping_pong(
@@ -438,25 +417,6 @@ async def test_a_path_function_that_takes_config(mode: str) -> None:
 # ---- counts survive a crash and resume -------------------------------------------------
 
 
-@contextmanager
-def sync_saver(kind: str, tmp_path: Path) -> Iterator[BaseCheckpointSaver[Any]]:
-    if kind == "memory":
-        yield InMemorySaver()
-    else:
-        with SqliteSaver.from_conn_string(str(tmp_path / "checkpoints.sqlite")) as saver:
-            yield saver
-
-
-@asynccontextmanager
-async def async_saver(kind: str, tmp_path: Path) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    if kind == "memory":
-        yield InMemorySaver()
-    else:
-        path = str(tmp_path / "checkpoints.sqlite")
-        async with AsyncSqliteSaver.from_conn_string(path) as saver:
-            yield saver
-
-
 def flaky_ping_pong(mode: str, calls: list[str]) -> StateGraph[Any]:
     """The ping-pong whose worker fails once, on its second visit."""
     failed: list[bool] = []
@@ -496,11 +456,10 @@ async def test_counts_survive_a_resume(mode: str, kind: str, tmp_path: Path) -> 
         final = await run(graph, mode, None, config)  # resume
         return state, final
 
-    if mode == "sync":
-        with sync_saver(kind, tmp_path) as saver:
-            failed_state, final = await scenario(builder.compile(checkpointer=saver))
+    if kind == "memory":
+        failed_state, final = await scenario(builder.compile(checkpointer=InMemorySaver()))
     else:
-        async with async_saver(kind, tmp_path) as saver:
+        async with sqlite_saver(mode, tmp_path / "checkpoints.sqlite") as saver:
             failed_state, final = await scenario(builder.compile(checkpointer=saver))
 
     # checkpointed at the failure: one visit done, a second route taken
