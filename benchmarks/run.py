@@ -1,9 +1,10 @@
-"""``make bench``: closed-breaker overhead, guard's cost per node-step, and fail-fast.
+"""``make bench``: closed-breaker overhead, guard's cost per node-step, fail-fast, and
+the ledger's cost per node-step.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.run            # the full run, about 2-3 minutes
-    .venv/bin/python -m benchmarks.run --quick    # a smoke test, about 20 seconds
+    .venv/bin/python -m benchmarks.run            # the full run, about 4-5 minutes
+    .venv/bin/python -m benchmarks.run --quick    # a smoke test, about 30 seconds
     .venv/bin/python -m benchmarks.run --parts 1  # only the overhead table
 
 Prints Markdown tables and writes ``benchmarks/results.json``. Read medians and
@@ -25,6 +26,8 @@ from typing import Any
 
 from .fail_fast import run_fail_fast
 from .graph_step import run_graph_step
+from .ledger import NODES as NODES_BREAKDOWN
+from .ledger import run_ledger
 from .overhead import run_overhead
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -45,6 +48,7 @@ ANCHORS = {
 GOAL_RATIO = 1.0  # our closed-breaker overhead / the fastest peer's
 GOAL_STEP_PCT = 2.0  # guard's cost per node-step, % of an unguarded step
 GOAL_FAIL_FAST = 20.0  # wall time of case A / case D
+GOAL_LEDGER_PCT = 5.0  # the ledger's cost per node-step, % of a guarded step without it
 
 PACKAGES = [
     "langgraph",
@@ -230,13 +234,93 @@ def report_fail_fast(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
     return _table(header, rows) + "\n", goals
 
 
+def report_ledger(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    rows = []
+    goals = []
+    for r in res["rows"].values():
+        us = r["invoke_us"]
+        plain = us.get("plain")
+        rows.append(
+            [
+                r["label"],
+                str(r["nodes"]),
+                f"{us['guarded']:,.0f}",
+                f"{us['ledger']:,.0f}",
+                f"{r['step_us_guarded']:.0f}",
+                f"**{r['ledger_us_per_step']:.2f}**",
+                f"**{r['ledger_pct_of_step']:.2f} %**",
+                " / ".join(f"{x:.1f}" for x in r["ledger_pct_of_step_by_round"]),
+                "-" if plain is None else f"{plain:,.0f}",
+                "-" if plain is None else f"{r['guard_us_per_step']:.2f}",
+            ]
+        )
+        goals.append(
+            (
+                f"ledger {r['label']}, {r['nodes']} nodes: <= {GOAL_LEDGER_PCT:g} % per step",
+                r["ledger_pct_of_step"] <= GOAL_LEDGER_PCT,
+            )
+        )
+    header = [
+        "row",
+        "nodes",
+        "A: guarded µs/invoke",
+        "B: + ledger µs/invoke",
+        "A µs/step",
+        "ledger µs/step",
+        "% of A's step",
+        "% by round",
+        "C: plain µs/invoke",
+        "guard µs/step (A - C)",
+    ]
+    first = next(iter(res["rows"].values()))
+    text = (
+        f"Rounds x interleaved groups per row: {first['rounds']} x "
+        f"{first['invocations_per_round']} for the first (see results.json for each). "
+        "Ledger = (median of all B invocations - median of all A ones) / nodes; A = every "
+        "node `guard(node)`, state without `ResilienceState`; B = the same with it; C = "
+        "plain nodes. Checkpointer rows use a fresh `thread_id` per invocation.\n\n"
+        + _table(header, rows)
+        + "\n"
+    )
+    b = res.get("breakdown")
+    if b is not None:
+        step = b["step_us_guarded"]
+        parts = [
+            ("LangGraph: one more state key written every step (E - C)", "framework", None),
+            (
+                "guard's ledger path, LangGraph carrying its write ((B' - A) - (E - C))",
+                "guard",
+                b["in_situ_guard_us_per_step"],
+            ),
+            ("`merge_ledgers` (B - B')", "merge", b["in_situ_merge_us_per_call"]),
+            ("**total: the ledger (B - A)**", "ledger", None),
+        ]
+        brows = [
+            [
+                name,
+                f"{b[key + '_us_per_step']:.2f}",
+                f"{100 * b[key + '_us_per_step'] / step:.2f} %",
+                "" if situ is None else f"{situ:.2f}",
+            ]
+            for name, key, situ in parts
+        ]
+        text += (
+            f"\nWhere it goes (sync `invoke`, {NODES_BREAKDOWN} nodes, no checkpointer; "
+            f"{b['groups']} interleaved groups of 5 graphs, A = {step:.0f} µs/step; "
+            f"in situ over {b['in_situ_invocations']} pairs):\n\n"
+            + _table(["part", "µs/step", "% of A's step", "in situ µs/step"], brows)
+            + "\n"
+        )
+    return text, goals
+
+
 # ---- main
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 1,3")
+    parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 1,3")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -281,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         results["fail_fast"] = res
         text, g = report_fail_fast(res)
         sections.append("## 3. Fail fast against a hung dependency\n\n" + text)
+        goals += g
+        print(sections[-1], flush=True)
+    if "4" in parts:
+        _say("part 4: the ledger per node-step")
+        res = run_ledger(q, progress=_say)
+        results["ledger"] = res
+        text, g = report_ledger(res)
+        sections.append("## 4. What the ledger adds per node-step\n\n" + text)
         goals += g
         print(sections[-1], flush=True)
 
