@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, TypedDict, cast
+from typing import Any, Literal, TypeAlias, TypedDict
 
 __all__ = [
     "Ledger",
@@ -111,6 +111,8 @@ def merge_ledgers(current: Ledger | None, update: Ledger | None) -> Ledger:
     base: Ledger = current or {}
     if not update:
         return base
+    if update.keys() == _ONE_VISIT and len(update["path"]) == 1:
+        return _add_visit(base, update)
     is_update = update.get("update", False)
     known: frozenset[str] | set[str] = frozenset() if is_update else set(base.get("steps", ()))
     merged: Ledger = dict(base)  # type: ignore[assignment]
@@ -131,10 +133,10 @@ def merge_ledgers(current: Ledger | None, update: Ledger | None) -> Ledger:
 
     outcomes = _merge_by_step(base.get("outcomes"), update.get("outcomes"), known)
     if outcomes is not None:
-        merged["outcomes"] = cast(dict[str, Outcome], outcomes)
+        merged["outcomes"] = outcomes
     verdicts = _merge_by_step(base.get("verdicts"), update.get("verdicts"), known)
     if verdicts is not None:
-        merged["verdicts"] = cast(dict[str, VerdictRecord], verdicts)
+        merged["verdicts"] = verdicts
 
     new_limits = [r for r in update.get("limits", ()) if r["step"] not in known]
     if new_limits:
@@ -160,6 +162,25 @@ def merge_ledgers(current: Ledger | None, update: Ledger | None) -> Ledger:
     if update.get("degraded") and not base.get("degraded"):
         merged["degraded"] = True
     if update.get("depth", 0) > base.get("depth", 0):
+        merged["depth"] = update["depth"]
+    return merged
+
+
+_ONE_VISIT = frozenset(("update", "path", "steps", "outcomes", "depth"))
+"""The keys of a guard's update for one successful visit: the common case, made fast."""
+
+
+def _add_visit(base: Ledger, update: Ledger) -> Ledger:
+    node = update["path"][0]
+    merged: Ledger = dict(base)  # type: ignore[assignment]
+    merged["path"] = [*base.get("path", ()), node]
+    merged["steps"] = [*base.get("steps", ()), update["steps"][0]]
+    visits = dict(base.get("visits", ()))
+    visits[node] = visits.get(node, 0) + 1
+    merged["visits"] = visits
+    outcomes = base.get("outcomes")
+    merged["outcomes"] = {**outcomes, **update["outcomes"]} if outcomes else update["outcomes"]
+    if update["depth"] > base.get("depth", 0):
         merged["depth"] = update["depth"]
     return merged
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -29,6 +29,8 @@ METADATA_KEY = "langgraph_resilience"
 LEDGER_KEY = "resilience"
 """The state key ``ResilienceState`` adds."""
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})  # a default that allocates nothing
+
 _HANDLER_PREFIXES = ("__error_handler__", "__default_error_handler__")
 
 MISSING_LEDGER_HINT = (
@@ -37,9 +39,10 @@ MISSING_LEDGER_HINT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Step:
     """One task of a run, as a wrapper sees it."""
+
+    __slots__ = ("depth", "id", "node")
 
     node: str
     """The graph node's name (``config["metadata"]["langgraph_node"]``)."""
@@ -48,27 +51,32 @@ class Step:
     depth: int
     """Graph level: 1 for the top graph, 2 inside a subgraph node, and so on."""
 
+    def __init__(self, node: str, id: str, depth: int) -> None:
+        self.node, self.id, self.depth = node, id, depth
+
+    def __repr__(self) -> str:
+        return f"Step(node={self.node!r}, id={self.id!r}, depth={self.depth})"
+
     @classmethod
     def of(cls, config: RunnableConfig | None, *, node: str | None = None) -> Step | None:
         if not config:
             return None
-        ns = config.get("configurable", {}).get("checkpoint_ns", "")
+        ns: str = (config.get("configurable") or _EMPTY).get("checkpoint_ns", "")
         if not ns:
             return None
-        segments = ns.split("|")
-        last, _, task = segments[-1].rpartition(":")
-        name = node or (config.get("metadata") or {}).get("langgraph_node")
+        name = node or (config.get("metadata") or _EMPTY).get("langgraph_node")
         if not name:
             return None
-        depth = len(segments)
-        if last.startswith(_HANDLER_PREFIXES) and depth > 1:
+        last = ns[ns.rfind("|") + 1 :]  # "node:task_id", the innermost segment
+        depth = ns.count("|") + 1
+        if depth > 1 and last.startswith(_HANDLER_PREFIXES):
             depth -= 1  # a handler runs in its failed task's namespace, at the same level
-        return cls(node=name, id=task or segments[-1], depth=depth)
+        return cls(name, last[last.rfind(":") + 1 :] or last, depth)
 
 
 def ledger_in(state: Any) -> Ledger | None:
     """The ledger in ``state``, or ``None`` when the state schema has none."""
-    if isinstance(state, Mapping):
+    if type(state) is dict or isinstance(state, Mapping):
         value = state.get(LEDGER_KEY)
     else:  # a pydantic or dataclass state declaring the field
         value = getattr(state, LEDGER_KEY, None)
@@ -86,7 +94,7 @@ def require_ledger(state: Any, feature: str) -> Ledger:
 
 def attempt_of(config: RunnableConfig | None) -> int:
     """The current attempt under LangGraph's ``RetryPolicy`` (1-based)."""
-    runtime = (config or {}).get("configurable", {}).get(CONFIG_KEY_RUNTIME)
+    runtime = ((config or _EMPTY).get("configurable") or _EMPTY).get(CONFIG_KEY_RUNTIME)
     info = getattr(runtime, "execution_info", None)
     return int(getattr(info, "node_attempt", 1) or 1)
 
@@ -110,7 +118,7 @@ def visit(
         "error": error,
         "attempts": attempts,
         "fallback_used": fallback_used,
-        "duration_ms": round(duration_ms, 3),
+        "duration_ms": duration_ms,
         "step": step.id,
     }
     return {
@@ -132,7 +140,9 @@ def with_ledger_update(result: Any, update: Ledger) -> Any:
     if result is None:
         return {LEDGER_KEY: update}
     if isinstance(result, dict):
-        return {**result, LEDGER_KEY: _combine(result.get(LEDGER_KEY), update)}
+        if LEDGER_KEY not in result:
+            return {**result, LEDGER_KEY: update}
+        return {**result, LEDGER_KEY: _combine(result[LEDGER_KEY], update)}
     if isinstance(result, Command) and result.graph is None:
         inner = result.update
         if inner is None:
@@ -166,7 +176,7 @@ def write_from_router(config: RunnableConfig | None, update: Ledger) -> bool:
     A path function runs inside its source node's task, so it can add writes to that
     task the way LangGraph's own channel writers do. Returns ``False`` outside a run.
     """
-    send = (config or {}).get("configurable", {}).get(CONFIG_KEY_SEND)
+    send = ((config or _EMPTY).get("configurable") or _EMPTY).get(CONFIG_KEY_SEND)
     if send is None:
         return False
     send([(LEDGER_KEY, update)])
@@ -182,7 +192,7 @@ def node_exists(config: RunnableConfig | None, name: str) -> bool | None:
     """
     if name == END:
         return True
-    read = (config or {}).get("configurable", {}).get(CONFIG_KEY_READ)
+    read = ((config or _EMPTY).get("configurable") or _EMPTY).get(CONFIG_KEY_READ)
     if read is None:
         return None
     try:
