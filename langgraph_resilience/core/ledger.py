@@ -101,17 +101,18 @@ class Ledger(TypedDict, total=False):
     """Marks a wrapper's update (only new entries), as opposed to a whole ledger."""
 
 
-def merge_ledgers(current: Ledger | None, update: Ledger | None) -> Ledger:
+def merge_ledgers(current: Ledger | None, update: Ledger | SuccessfulVisit | None) -> Ledger:
     """The ``resilience`` key's reducer: fold ``update`` into ``current``, copying.
 
-    ``update`` is either a wrapper's update (``"update": True``, only new entries) or a
-    whole ledger (from a subgraph, or a node returning its state); entries of a whole
-    ledger whose step id ``current`` already has are skipped.
+    ``update`` is a guard's compact :data:`SuccessfulVisit`, a wrapper's update
+    (``"update": True``, only new entries), or a whole ledger (from a subgraph, or a
+    node returning its state); entries of a whole ledger whose step id ``current``
+    already has are skipped.
     """
     base: Ledger = current or {}
     if not update:
         return base
-    if update.keys() == _ONE_VISIT and len(update["path"]) == 1:
+    if isinstance(update, list):  # a successful visit, in its compact form
         return _add_visit(base, update)
     is_update = update.get("update", False)
     known: frozenset[str] | set[str] = frozenset() if is_update else set(base.get("steps", ()))
@@ -166,22 +167,44 @@ def merge_ledgers(current: Ledger | None, update: Ledger | None) -> Ledger:
     return merged
 
 
-_ONE_VISIT = frozenset(("update", "path", "steps", "outcomes", "depth"))
-"""The keys of a guard's update for one successful visit: the common case, made fast."""
+SuccessfulVisit: TypeAlias = list[Any]
+"""``[node, step, depth, attempts, duration_ms]``: what a guard writes for a visit that
+succeeded, the most common update. A list keeps it plain JSON in LangGraph's pending
+writes; the reducer expands it into the ledger's entries."""
 
 
-def _add_visit(base: Ledger, update: Ledger) -> Ledger:
-    node = update["path"][0]
+def successful_visit(
+    node: str, step: str, depth: int, attempts: int, duration_ms: float
+) -> SuccessfulVisit:
+    return [node, step, depth, attempts, duration_ms]
+
+
+def expand_visit(visit: SuccessfulVisit) -> Ledger:
+    """The same visit as a regular ledger update."""
+    return _add_visit({}, visit) | {"update": True}
+
+
+def _add_visit(base: Ledger, visit: SuccessfulVisit) -> Ledger:
+    node, step, depth, attempts, duration_ms = visit
     merged: Ledger = dict(base)  # type: ignore[assignment]
     merged["path"] = [*base.get("path", ()), node]
-    merged["steps"] = [*base.get("steps", ()), update["steps"][0]]
-    visits = dict(base.get("visits", ()))
+    merged["steps"] = [*base.get("steps", ()), step]
+    visits = dict(base.get("visits") or ())
     visits[node] = visits.get(node, 0) + 1
     merged["visits"] = visits
-    outcomes = base.get("outcomes")
-    merged["outcomes"] = {**outcomes, **update["outcomes"]} if outcomes else update["outcomes"]
-    if update["depth"] > base.get("depth", 0):
-        merged["depth"] = update["depth"]
+    outcomes = dict(base.get("outcomes") or ())
+    outcomes[node] = {
+        "status": "success",
+        "error_code": None,
+        "error": None,
+        "attempts": attempts,
+        "fallback_used": False,
+        "duration_ms": duration_ms,
+        "step": step,
+    }
+    merged["outcomes"] = outcomes
+    if depth > base.get("depth", 0):
+        merged["depth"] = depth
     return merged
 
 

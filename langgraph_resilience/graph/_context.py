@@ -20,7 +20,14 @@ from langgraph.errors import EmptyChannelError
 from langgraph.graph import END
 from langgraph.types import Command
 
-from langgraph_resilience.core.ledger import Ledger, Outcome, OutcomeStatus, merge_ledgers
+from langgraph_resilience.core.ledger import (
+    Ledger,
+    Outcome,
+    OutcomeStatus,
+    SuccessfulVisit,
+    expand_visit,
+    merge_ledgers,
+)
 from langgraph_resilience.errors import LedgerMissingError
 
 METADATA_KEY = "langgraph_resilience"
@@ -130,7 +137,7 @@ def visit(
     }
 
 
-def with_ledger_update(result: Any, update: Ledger) -> Any:
+def with_ledger_update(result: Any, update: Ledger | SuccessfulVisit) -> Any:
     """``result`` (what a node returned) with ``update`` added for the ledger key.
 
     Handles ``None``, dict updates and ``Command(update=...)``. Other results (a
@@ -157,9 +164,13 @@ def with_ledger_update(result: Any, update: Ledger) -> Any:
     return result
 
 
-def _combine(value: Any, update: Ledger) -> Ledger:
+def _combine(value: Any, update: Ledger | SuccessfulVisit) -> Ledger | SuccessfulVisit:
+    if isinstance(value, list):
+        value = expand_visit(value)
     if not isinstance(value, dict) or not value:
         return update
+    if isinstance(update, list):
+        update = expand_visit(update)
     existing = cast(Ledger, value)
     if set(update.get("steps", ())) & set(existing.get("steps", ())):
         return existing  # an inner wrapper already recorded this step (nested guards)

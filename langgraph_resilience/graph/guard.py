@@ -28,7 +28,7 @@ from langsmith import get_current_run_tree
 from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
 from langgraph_resilience.core.clock import MonotonicClock, to_seconds
 from langgraph_resilience.core.failures import error_code
-from langgraph_resilience.core.ledger import LedgerView
+from langgraph_resilience.core.ledger import LedgerView, successful_visit
 from langgraph_resilience.core.loops import LoopPolicy
 from langgraph_resilience.errors import AttemptTimeoutError, LoopLimitExceeded
 from langgraph_resilience.graph._context import (
@@ -38,7 +38,6 @@ from langgraph_resilience.graph._context import (
     ledger_in,
     require_ledger,
     takes_parameter,
-    visit,
     with_ledger_update,
 )
 from langgraph_resilience.stores.base import BreakerCell
@@ -198,12 +197,8 @@ class _Guard:
     def succeeded(
         self, result: Any, step: Step, config: RunnableConfig | None, started: float
     ) -> Any:
-        update = visit(
-            step,
-            status="success",
-            duration_ms=(self.now() - started) * 1000.0,
-            attempts=attempt_of(config),
-        )
+        duration_ms = (self.now() - started) * 1000.0
+        update = successful_visit(step.node, step.id, step.depth, attempt_of(config), duration_ms)
         return with_ledger_update(result, update)
 
 

@@ -20,14 +20,24 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given
+from langgraph.graph import START, StateGraph
 
-from langgraph_resilience import LedgerMissingError, LedgerView, ResilienceError
+from langgraph_resilience import (
+    LedgerMissingError,
+    LedgerView,
+    ResilienceError,
+    ResilienceState,
+    guard,
+    ledger,
+)
 from langgraph_resilience.core.ledger import (
     Ledger,
     LimitRecord,
     OutcomeStatus,
     VerdictRecord,
+    expand_visit,
     merge_ledgers,
+    successful_visit,
 )
 from langgraph_resilience.graph._context import Step, visit
 
@@ -815,3 +825,47 @@ def test_ledger_missing_error_survives_pickling() -> None:
 
     assert type(revived) is LedgerMissingError
     assert str(revived) == "add ResilienceState"
+
+
+# -- the compact form a guard writes for a successful visit ----------------------------------
+
+
+def test_a_compact_visit_merges_like_its_expanded_update() -> None:
+    before = merge_ledgers({}, visit(Step("a", "t1", 1), status="failed", error_code="X"))
+    compact = successful_visit("b", "t2", 2, 3, 12.5)
+    expanded = expand_visit(compact)
+
+    assert expanded["update"] is True
+    assert merge_ledgers(before, compact) == merge_ledgers(before, expanded)
+    merged = merge_ledgers(before, compact)
+    assert merged["path"] == ["a", "b"]
+    assert merged["steps"] == ["t1", "t2"]
+    assert merged["depth"] == 2
+    assert merged["outcomes"]["b"] == {
+        "status": "success",
+        "error_code": None,
+        "error": None,
+        "attempts": 3,
+        "fallback_used": False,
+        "duration_ms": 12.5,
+        "step": "t2",
+    }
+    assert merged["outcomes"]["a"]["status"] == "failed"  # other nodes' outcomes stay
+    assert json.loads(json.dumps(merged)) == merged
+    assert before["path"] == ["a"]  # copy-on-write
+
+
+def test_nested_guards_record_one_visit() -> None:
+    class State(ResilienceState):
+        x: int
+
+    def node(state: State) -> dict[str, int]:
+        return {"x": state["x"] + 1}
+
+    builder = StateGraph(State)
+    builder.add_node("n", guard(guard(node)))
+    builder.add_edge(START, "n")
+    final = builder.compile().invoke({"x": 0})
+    assert final["x"] == 1
+    assert ledger(final).visits == {"n": 1}
+    assert ledger(final).path == ("n",)
