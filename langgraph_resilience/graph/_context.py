@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, cast
@@ -42,7 +43,9 @@ _HANDLER_PREFIXES = ("__error_handler__", "__default_error_handler__")
 
 MISSING_LEDGER_HINT = (
     "add the ledger to the graph's state schema: "
-    "`class State(ResilienceState): ...` (from langgraph_resilience import ResilienceState)"
+    "`class State(ResilienceState): ...` (from langgraph_resilience import ResilienceState); "
+    "a node whose first parameter is annotated with a narrower schema is given only that "
+    "schema's keys"
 )
 
 
@@ -90,8 +93,47 @@ def ledger_in(state: Any) -> Ledger | None:
     return cast(Ledger, value) if isinstance(value, dict) else None
 
 
-def require_ledger(state: Any, feature: str) -> Ledger:
+def ledger_of_run(state: Any, config: RunnableConfig | None) -> Ledger | None:
+    """The ledger in ``state``, else the one in the running graph's channels.
+
+    A node whose first parameter is annotated with a narrower schema (LangGraph takes
+    the node's input schema from it) is not given the ``resilience`` key even when the
+    graph's state has it; the channel still holds it.
+    """
     ledger = ledger_in(state)
+    if ledger is not None:
+        return ledger
+    read = ((config or _EMPTY).get("configurable") or _EMPTY).get(CONFIG_KEY_READ)
+    if read is None:
+        return None
+    try:
+        value = read(LEDGER_KEY)
+    except (KeyError, EmptyChannelError):  # the graph has no ledger
+        return None
+    return cast(Ledger, value) if isinstance(value, dict) else None
+
+
+def hides_ledger(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn``'s first parameter is annotated with a schema that lacks the ledger.
+
+    Such a node is given only its schema's keys; wrappers then look for the ledger in
+    the graph's channels (see :func:`ledger_of_run`).
+    """
+    try:
+        first = next(iter(inspect.signature(fn).parameters), None)
+        hint = typing.get_type_hints(fn).get(first) if first is not None else None
+    except Exception:  # unresolvable annotations: assume the node gets the whole state
+        return False
+    if not isinstance(hint, type):
+        return False
+    fields = getattr(hint, "model_fields", None) or getattr(hint, "__dataclass_fields__", None)
+    if fields is None and typing.is_typeddict(hint):
+        fields = hint.__annotations__
+    return fields is not None and LEDGER_KEY not in fields
+
+
+def require_ledger(state: Any, feature: str, config: RunnableConfig | None = None) -> Ledger:
+    ledger = ledger_of_run(state, config)
     if ledger is None:
         raise LedgerMissingError(
             f"{feature} keeps its counts in the run's ledger: {MISSING_LEDGER_HINT}"

@@ -33,7 +33,7 @@ from langgraph_resilience.errors import LoopLimitExceeded
 from langgraph_resilience.graph._context import (
     METADATA_KEY,
     Step,
-    ledger_in,
+    ledger_of_run,
     node_exists,
     visit,
     with_ledger_update,
@@ -144,7 +144,9 @@ def fallback_to(
         remaining = chain[chain.index(error.node) + 1 :] if error.node in chain else chain
         step = Step.of(config, node=error.node)
         record = (
-            _failure_record(error.node, exc, step, config) if ledger_in(state) is not None else None
+            _failure_record(error.node, exc, step, config)
+            if ledger_of_run(state, config) is not None
+            else None
         )
 
         for target in remaining:

@@ -35,7 +35,9 @@ from langgraph_resilience.graph._context import (
     METADATA_KEY,
     Step,
     attempt_of,
+    hides_ledger,
     ledger_in,
+    ledger_of_run,
     require_ledger,
     takes_parameter,
     with_ledger_update,
@@ -137,7 +139,7 @@ def guard(
             f"guard() wraps a node function, an async function or a runnable, got {node!r}"
         )
     label = name or getattr(node, "__name__", None) or type(node).__name__
-    core = _Guard(breaker, deadline, loop, label)
+    core = _Guard(breaker, deadline, loop, label, hides_ledger=hides_ledger(node))
     strip = not takes_parameter(node, "config")
     if is_async_callable(node):
         return cast(NodeT, _with_config(_guard_async(node, core, strip_config=strip), node, strip))
@@ -147,7 +149,7 @@ def guard(
 class _Guard:
     """The decisions around one call, shared by the sync and async fronts."""
 
-    __slots__ = ("cell", "deadline", "info", "label", "loop", "now")
+    __slots__ = ("cell", "deadline", "hides_ledger", "info", "label", "loop", "now")
 
     def __init__(
         self,
@@ -155,7 +157,10 @@ class _Guard:
         deadline: float | None,
         loop: LoopPolicy | None,
         label: str,
+        *,
+        hides_ledger: bool = False,
     ) -> None:
+        self.hides_ledger = hides_ledger
         self.cell = breaker.cell if breaker is not None else _NO_BREAKER
         self.now = breaker.cell.now if breaker is not None else MonotonicClock().now
         self.deadline = deadline
@@ -164,9 +169,9 @@ class _Guard:
         self.info = _info(breaker, deadline)
 
     def enter(self, state: Any, config: RunnableConfig | None) -> Step | None:
-        """Check loop limits; the step to record in the ledger, if the state has one."""
+        """Check loop limits; the step to record in the ledger, if the run has one."""
         if self.loop is not None:
-            ledger = require_ledger(state, "guard(loop=...)")
+            ledger = require_ledger(state, "guard(loop=...)", config)
             step = Step.of(config)
             if step is not None:
                 breach = self.loop.breach(LedgerView.of(ledger), step.node, depth=step.depth)
@@ -179,7 +184,9 @@ class _Guard:
                         detail=breach.describe(),
                     )
             return step
-        if ledger_in(state) is None:
+        if ledger_in(state) is None and not (
+            self.hides_ledger and ledger_of_run(state, config) is not None
+        ):
             return None
         return Step.of(config)
 

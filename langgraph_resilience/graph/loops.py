@@ -100,7 +100,7 @@ def loop_guard(
     name = getattr(path, "__name__", "path")
 
     def decide(state: Any, config: RunnableConfig, chosen: Any) -> Any:
-        view = LedgerView.of(require_ledger(state, "loop_guard"))
+        view = LedgerView.of(require_ledger(state, "loop_guard", config))
         if node_exists(config, on_exceeded) is False:
             raise ValueError(
                 f"loop_guard(on_exceeded={on_exceeded!r}): {on_exceeded!r} is not a node "

@@ -13,7 +13,7 @@ import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, cast
 
 import pytest
 from langchain_core.runnables import RunnableLambda
@@ -27,7 +27,9 @@ from langgraph_resilience import (
     FakeClock,
     InMemoryBreakerStore,
     LedgerMissingError,
+    LoopPolicy,
     ResilienceState,
+    fallback_to,
     guard,
     ledger,
     reset_ledger,
@@ -543,3 +545,47 @@ def test_ledger_of_a_state_without_the_key_names_resilience_state() -> None:
     with pytest.raises(LedgerMissingError, match="ResilienceState"):
         ledger({"resilience": None})
     assert ledger({"resilience": {}}).visits == {}
+
+
+class Narrow(TypedDict, total=False):
+    """A node's own input schema, without the ledger."""
+
+    item: int
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_nodes_annotated_with_a_narrower_schema_are_recorded(mode: str) -> None:
+    # LangGraph gives such a node only its schema's keys: the ledger comes from the channel
+    entered: list[dict[str, Any]] = []
+
+    def body(state: Narrow) -> dict[str, Any]:
+        entered.append(dict(state))
+        return {"log": ["n"]}
+
+    def fails(state: Narrow) -> dict[str, Any]:
+        raise ConnectionError("down")
+
+    if mode == "async":
+
+        async def narrow(state: Narrow) -> dict[str, Any]:
+            return body(state)
+
+        async def failing(state: Narrow) -> dict[str, Any]:
+            return fails(state)
+
+    else:
+        narrow, failing = body, fails  # type: ignore[assignment]
+
+    builder = StateGraph(State)
+    builder.add_node("first", guard(narrow, loop=LoopPolicy(max_visits_per_node=1)))
+    builder.add_node("second", guard(failing), error_handler=cast(Any, fallback_to("backup")))
+    builder.add_node("backup", guard(narrow))
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    final = await run(builder.compile(), mode, {"log": [], "item": 1})
+
+    assert entered == [{"item": 1}, {"item": 1}]  # the node itself never saw the ledger
+    view = ledger(final)
+    assert view.path == ("first", "second", "backup")
+    assert view.status("second") == "failed"
+    assert view.degraded
