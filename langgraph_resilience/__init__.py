@@ -27,9 +27,11 @@ from .core.events import (
     Listener,
 )
 from .core.ledger import Ledger, LedgerView, Outcome
+from .core.letters import LetterStatus
 from .core.loops import LoopPolicy
 from .core.policy import BreakerPolicy, CountWindow, TimeWindow
 from .core.verdicts import GatePolicy, Verdict
+from .dead_letter import DeadLetterQueue
 from .errors import (
     AttemptTimeoutError,
     CircuitOpenError,
@@ -37,11 +39,13 @@ from .errors import (
     LoopLimitExceeded,
     ResilienceError,
 )
+from .graph.dead_letter import dead_letter
 from .graph.fallback import fallback_to, route_on_outcome
 from .graph.gate import VerifiedOutput, quality_below, verification_gate
 from .graph.guard import guard
 from .graph.loops import loop_guard
 from .graph.state import ResilienceState, ledger, reset_ledger
+from .stores.letters import DeadLetter, InMemoryLetterStore, LetterQuery, LetterStore
 from .stores.memory import InMemoryBreakerStore, default_breaker_store
 
 __version__ = "0.1.0"
@@ -65,12 +69,18 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "CountWindow",
+    "DeadLetter",
+    "DeadLetterQueue",
     "FakeClock",
     "GatePolicy",
     "InMemoryBreakerStore",
+    "InMemoryLetterStore",
     "Ledger",
     "LedgerMissingError",
     "LedgerView",
+    "LetterQuery",
+    "LetterStatus",
+    "LetterStore",
     "Listener",
     "LoopLimitExceeded",
     "LoopPolicy",
@@ -81,6 +91,7 @@ __all__ = [
     "TimeWindow",
     "Verdict",
     "VerifiedOutput",
+    "dead_letter",
     "default_breaker_store",
     "fallback_to",
     "guard",

@@ -4,19 +4,6 @@ Every letter is JSON, redacted before it is stored, and idempotent on its failur
 identity. Retriable letters are drained with exponential backoff; the rest wait for a
 person. The sync methods run on the store directly; each ``a*`` method runs the same
 call in a worker thread, so no store needs two implementations.
-
-Example:
-    ```python
-    from langgraph_resilience import DeadLetter, DeadLetterQueue
-
-    dlq = DeadLetterQueue.from_url("memory://")
-    letter = dlq.put(
-        DeadLetter(node="search", error_type="ConnectionError", error_message="down",
-                   error_code="CONNECTION", input={"query": "tides", "api_key": "sk-1"})
-    )
-    assert dlq.get(letter.id).input == {"query": "tides", "api_key": "[REDACTED]"}
-    assert dlq.stats()["pending"] == 1
-    ```
 """
 
 from __future__ import annotations
@@ -65,6 +52,19 @@ def _in_thread(method: Callable[P, T]) -> Callable[P, Any]:
 
 class DeadLetterQueue:
     """Failed tasks kept for review and replay, on a pluggable store.
+
+    Example:
+        ```python
+        from langgraph_resilience import DeadLetter, DeadLetterQueue
+
+        dlq = DeadLetterQueue.from_url("memory://")
+        letter = dlq.put(
+            DeadLetter(node="search", error_type="ConnectionError", error_message="down",
+                       error_code="CONNECTION", input={"query": "tides", "api_key": "sk-1"})
+        )
+        assert dlq.get(letter.id).input == {"query": "tides", "api_key": "[REDACTED]"}
+        assert dlq.stats()["pending"] == 1
+        ```
 
     Args:
         store: where letters live (see ``from_url``).
@@ -139,6 +139,11 @@ class DeadLetterQueue:
         if not self.store.replace(updated, expect=_OPEN):
             raise ValueError(f"letter {letter_id!r} is {self._require(letter_id).status}")
         return updated
+
+    def first_retry_at(self) -> datetime:
+        """When a new retriable letter becomes due: now plus the first backoff step."""
+        delay = backoff_delay(0, base=self._retry_base, cap=self._retry_cap)
+        return self._now() + timedelta(seconds=delay)
 
     def drain_retriable(self, max_retries: int = 5, *, limit: int = 100) -> list[DeadLetter]:
         """Claim the letters whose retry is due (at most ``limit``), marking them

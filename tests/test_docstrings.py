@@ -10,7 +10,8 @@ import textwrap
 import pytest
 
 import langgraph_resilience
-from langgraph_resilience.core import failures, ledger, loops, verdicts
+from langgraph_resilience.core import failures, ledger, letters, loops, verdicts
+from langgraph_resilience.stores import urls
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 
@@ -40,7 +41,9 @@ def test_docstring_block_runs(label: str, code: str) -> None:
     exec(compile(code, label, "exec"), {"__name__": "docstring"})
 
 
-@pytest.mark.parametrize("module", [failures, ledger, loops, verdicts], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [failures, ledger, letters, loops, verdicts, urls], ids=lambda m: m.__name__
+)
 def test_doctests_pass(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.failed == 0

@@ -206,6 +206,20 @@ def with_ledger_update(result: Any, update: Ledger | SuccessfulVisit) -> Any:
     return result
 
 
+def without_ledger_update(result: Any) -> Any:
+    """``result`` without a ledger update of its own (a handler's, to be replaced)."""
+    if isinstance(result, dict) and LEDGER_KEY in result:
+        return {k: v for k, v in result.items() if k != LEDGER_KEY}
+    if (
+        isinstance(result, Command)
+        and isinstance(result.update, dict)
+        and LEDGER_KEY in result.update
+    ):
+        stripped = {k: v for k, v in result.update.items() if k != LEDGER_KEY}
+        return dataclasses.replace(result, update=stripped or None)
+    return result
+
+
 def _combine(value: Any, update: Ledger | SuccessfulVisit) -> Ledger | SuccessfulVisit:
     if isinstance(value, list):
         value = expand_visit(value)

@@ -37,6 +37,7 @@ from langgraph_resilience.graph._context import (
     node_exists,
     visit,
     with_ledger_update,
+    without_ledger_update,
 )
 from langgraph_resilience.graph.state import ledger
 from langgraph_resilience.stores.memory import default_breaker_store
@@ -207,7 +208,11 @@ def _surfaced(exc: BaseException, error: NodeError) -> BaseException:
 
 
 def _with_record(result: Any, record: Ledger | None) -> Any:
-    return with_ledger_update(result, record) if record is not None else result
+    """The sink's result carrying this chain's record of the failure (which says more
+    than the sink's own: the fallbacks tried and skipped) instead of the sink's."""
+    if record is None:
+        return result
+    return with_ledger_update(without_ledger_update(result), record)
 
 
 def _failure_record(
