@@ -35,6 +35,15 @@ Redactor = Callable[[Any], Any]
 _OPEN = (LetterStatus.PENDING, LetterStatus.RETRYING)
 
 
+class _NotPending(ValueError):
+    """The letter to replay is not pending (another worker may have claimed it)."""
+
+
+REPLAY_KEY = "langgraph_resilience_replay"
+"""Set in ``config["configurable"]`` while a letter is replayed: the ``dead_letter``
+sink then raises the failure instead of filing a second letter for it."""
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -198,6 +207,113 @@ class DeadLetterQueue:
 
     def close(self) -> None:
         self.store.close()
+
+    # ---- replay --------------------------------------------------------------------
+
+    def replay(self, letter_id: str, graph: Any) -> Any:
+        """Run a dead-lettered task again, from the checkpoint where it failed.
+
+        The thread resumes at the failed checkpoint, so the failed node runs with the
+        state it had and the nodes that had already succeeded do not run again. If
+        the thread is gone (or the graph has no checkpointer) the graph is invoked
+        afresh with the letter's stored input. Success marks the letter ``resolved``;
+        failure counts a retry, schedules the next one with backoff, and raises.
+
+        Only a ``pending`` letter can be replayed, and claiming it is atomic: two
+        workers replaying the same letter never both run it.
+
+        Raises:
+            KeyError: no such letter.
+            ValueError: the letter is not pending (resolved, discarded, or being
+                replayed by another worker).
+        """
+        letter = self._claim(letter_id)
+        config, fresh_input = self._replay_plan(letter, graph)
+        try:
+            result = graph.invoke(fresh_input, config)
+        except Exception:
+            self.retry_later(letter_id)
+            raise
+        self.resolve(letter_id)
+        return result
+
+    async def areplay(self, letter_id: str, graph: Any) -> Any:
+        """Async form of ``replay``: the graph runs with ``ainvoke``."""
+        letter = await asyncio.to_thread(self._claim, letter_id)
+        config, fresh_input = await asyncio.to_thread(self._replay_plan, letter, graph)
+        try:
+            result = await graph.ainvoke(fresh_input, config)
+        except Exception:
+            await self.aretry_later(letter_id)
+            raise
+        await self.aresolve(letter_id)
+        return result
+
+    def replay_all(
+        self,
+        graph: Any,
+        *,
+        node: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, BaseException | None]:
+        """Replay the pending letters matching the filters, oldest first.
+
+        Returns each letter's id with ``None`` (resolved) or the error it failed with
+        again. Letters another worker claims first are skipped.
+        """
+        outcomes: dict[str, BaseException | None] = {}
+        for letter in self.list(
+            status=LetterStatus.PENDING, node=node, thread_id=thread_id, limit=limit
+        ):
+            taken, error = self._replay_one(letter.id, graph)
+            if not taken:
+                outcomes[letter.id] = error
+        return outcomes
+
+    def _replay_one(self, letter_id: str, graph: Any) -> tuple[bool, BaseException | None]:
+        """(claimed by another worker first, the error if it failed again)."""
+        try:
+            self.replay(letter_id, graph)
+        except _NotPending:
+            return True, None
+        except Exception as exc:
+            return False, exc
+        return False, None
+
+    def _claim(self, letter_id: str) -> DeadLetter:
+        letter = self._require(letter_id)
+        claimed = letter.model_copy(update={"status": LetterStatus.RETRYING})
+        if letter.status is not LetterStatus.PENDING or not self.store.replace(
+            claimed, expect=[LetterStatus.PENDING]
+        ):
+            raise _NotPending(
+                f"letter {letter_id!r} is not pending (it is {self._require(letter_id).status})"
+            )
+        return claimed
+
+    @staticmethod
+    def _replay_plan(letter: DeadLetter, graph: Any) -> tuple[dict[str, Any], Any]:
+        """The config to run with, and the input: ``None`` to resume the failed
+        checkpoint, or the stored input for a fresh run."""
+        marker = {REPLAY_KEY: letter.id}
+        if letter.thread_id and letter.checkpoint_id:
+            at_failure = {
+                "configurable": {
+                    "thread_id": letter.thread_id,
+                    "checkpoint_ns": letter.checkpoint_ns,
+                    "checkpoint_id": letter.checkpoint_id,
+                    **marker,
+                }
+            }
+            try:
+                snapshot = graph.get_state(at_failure)
+            except ValueError:  # the graph has no checkpointer
+                snapshot = None
+            if snapshot is not None and (snapshot.values or snapshot.next):
+                return at_failure, None
+        thread = letter.thread_id or f"replay-{letter.id}"
+        return {"configurable": {"thread_id": thread, **marker}}, letter.input
 
     aput = _in_thread(put)
     aresolve = _in_thread(resolve)

@@ -8,6 +8,7 @@ update to whatever the node returns.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import typing
@@ -17,10 +18,11 @@ from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._constants import CONFIG_KEY_READ, CONFIG_KEY_RUNTIME, CONFIG_KEY_SEND
-from langgraph.errors import EmptyChannelError
+from langgraph.errors import EmptyChannelError, NodeError
 from langgraph.graph import END
 from langgraph.types import Command
 
+from langgraph_resilience.core.failures import RecordedError, error_name
 from langgraph_resilience.core.ledger import (
     Ledger,
     Outcome,
@@ -279,3 +281,20 @@ def takes_parameter(fn: Callable[..., Any], name: str) -> bool:
         return name in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
+
+
+def surfaced(exc: BaseException, error: NodeError) -> BaseException:
+    """The error to raise from the handler so that the caller sees it.
+
+    Not the very object LangGraph handed over: LangGraph remembers the errors it gave to
+    a handler (by identity) and would then save the thread as finished, so a resume
+    would not retry the failed node.
+    """
+    if exc is not error.error:
+        return exc
+    try:
+        fresh = copy.copy(exc)
+    except Exception:  # an exception that cannot be rebuilt from its args
+        fresh = RecordedError(error_name(exc), str(exc))
+    fresh.__cause__, fresh.__context__ = exc.__cause__, exc.__context__
+    return fresh.with_traceback(exc.__traceback__)

@@ -20,12 +20,13 @@ from langgraph.types import Command
 from langgraph_resilience.core.failures import error_code, error_name, revive_error
 from langgraph_resilience.core.ledger import Ledger
 from langgraph_resilience.core.policy import ExceptionMatcher, compile_matcher
-from langgraph_resilience.dead_letter import DeadLetter, DeadLetterQueue
+from langgraph_resilience.dead_letter import REPLAY_KEY, DeadLetter, DeadLetterQueue
 from langgraph_resilience.graph._context import (
     METADATA_KEY,
     Step,
     ledger_of_run,
     node_exists,
+    surfaced,
     visit,
     with_ledger_update,
 )
@@ -99,6 +100,9 @@ def dead_letter(
     ) -> Command[Any]:
         if node_exists(config, then) is False:
             raise ValueError(f"dead_letter(then={then!r}): {then!r} is not a node of this graph")
+        if (config.get("configurable") or {}).get(REPLAY_KEY):
+            # A replay of a letter failed again: the replay counts it on that letter.
+            raise surfaced(revive_error(error.error), error)
         letter = dlq.put(_letter(state, error, config, runtime, retriable, dlq, correlation_id))
         logger.warning(
             "node %r failed (%s): dead-lettered as %s", error.node, letter.error_code, letter.id

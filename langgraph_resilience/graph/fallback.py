@@ -7,7 +7,6 @@ target of a chain, records the failure in the ledger and marks the run degraded.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -22,7 +21,6 @@ from langgraph.types import Command
 from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
 from langgraph_resilience.core.events import BreakerState
 from langgraph_resilience.core.failures import (
-    RecordedError,
     error_code,
     error_name,
     revive_error,
@@ -35,6 +33,7 @@ from langgraph_resilience.graph._context import (
     Step,
     ledger_of_run,
     node_exists,
+    surfaced,
     visit,
     with_ledger_update,
     without_ledger_update,
@@ -135,7 +134,7 @@ def fallback_to(
         """The route to take (a ``Command``), or ``None`` with the record for the sink."""
         exc = revive_error(error.error)
         if surfaces(exc) or not falls_back(exc):
-            raise _surfaced(exc, error)
+            raise surfaced(exc, error)
         for target in chain:
             if node_exists(config, target) is False:
                 raise ValueError(
@@ -163,7 +162,7 @@ def fallback_to(
             return _route(target, record, update(state, exc) if update else None), record
 
         if sink is None:
-            raise _surfaced(exc, error)
+            raise surfaced(exc, error)
         logger.warning("node %r failed and its fallbacks are spent: dead-lettering", error.node)
         return None, record
 
@@ -188,23 +187,6 @@ def fallback_to(
     handle.__qualname__ = handle.__name__
     handle.fallback_targets = chain  # type: ignore[attr-defined]
     return handle
-
-
-def _surfaced(exc: BaseException, error: NodeError) -> BaseException:
-    """The error to raise from the handler so that the caller sees it.
-
-    Not the very object LangGraph handed over: LangGraph remembers the errors it gave to
-    a handler (by identity) and would then save the thread as finished, so a resume
-    would not retry the failed node.
-    """
-    if exc is not error.error:
-        return exc
-    try:
-        fresh = copy.copy(exc)
-    except Exception:  # an exception that cannot be rebuilt from its args
-        fresh = RecordedError(error_name(exc), str(exc))
-    fresh.__cause__, fresh.__context__ = exc.__cause__, exc.__context__
-    return fresh.with_traceback(exc.__traceback__)
 
 
 def _with_record(result: Any, record: Ledger | None) -> Any:
