@@ -48,6 +48,11 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _storable(text: str | None) -> str | None:
+    """Text every store accepts: Postgres refuses the NUL character."""
+    return text.replace("\x00", "\ufffd") if text else text
+
+
 def _in_thread(method: Callable[P, T]) -> Callable[P, Any]:
     """The async twin of a sync method: the same call, in a worker thread."""
 
@@ -114,10 +119,13 @@ class DeadLetterQueue:
         self._now = now
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> DeadLetterQueue:
+    def from_url(
+        cls, url: str, *, store_options: dict[str, Any] | None = None, **options: Any
+    ) -> DeadLetterQueue:
         """Open a queue on ``memory://``, ``sqlite:///path``, ``postgresql://...`` or
-        ``redis://...``. ``options`` are the constructor's keyword arguments."""
-        return cls(open_letter_store(url), url=url, **options)
+        ``redis://...``. ``store_options`` go to the backend (``table=`` for Postgres,
+        ``namespace=`` for Redis); ``options`` are the constructor's keyword arguments."""
+        return cls(open_letter_store(url, **(store_options or {})), url=url, **options)
 
     # ---- writing -------------------------------------------------------------------
 
@@ -333,6 +341,8 @@ class DeadLetterQueue:
         metadata = snapshot(self._redact(letter.metadata), limit_bytes=self._max_input_bytes)
         return letter.model_copy(
             update={
+                "error_message": _storable(letter.error_message),
+                "traceback": _storable(letter.traceback),
                 "input": shot.value,
                 "input_truncated": letter.input_truncated or shot.truncated,
                 "input_unserializable": letter.input_unserializable or shot.unserializable,

@@ -184,3 +184,18 @@ def test_urls_mask_passwords_everywhere() -> None:
     dlq = DeadLetterQueue(open_letter_store("memory://"), url="memory://user:pw@x")
     assert "pw" not in repr(dlq)
     assert "pw" not in dlq._repr_html_()
+
+
+def test_text_every_store_accepts(dlq: DeadLetterQueue) -> None:
+    # Postgres refuses the NUL character in text and jsonb: it is replaced, not dropped
+    stored = dlq.put(letter(1, error_message="bad\x00byte", input={"raw": "a\x00b"}))
+    assert stored.error_message == "bad\ufffdbyte"
+    assert stored.input == {"raw": "a\ufffdb"}
+
+
+def test_store_options_reach_the_backend() -> None:
+    with pytest.raises(ValueError, match="memory:// takes no store options"):
+        DeadLetterQueue.from_url("memory://", store_options={"table": "x"})
+    assert mask_url("postgresql://db/x?sslmode=require&password=pw") == (
+        "postgresql://db/x?sslmode=require&password=***"
+    )

@@ -142,6 +142,8 @@ def snapshot(value: Any, *, limit_bytes: int = 64_000) -> Snapshot:
         return repr(item)
 
     text = json.dumps(value, default=fallback, ensure_ascii=False, allow_nan=True)
+    # Postgres' jsonb refuses the NUL character: keep a visible stand-in.
+    text = text.replace("\\u0000", "\ufffd")
     if len(text.encode()) <= limit_bytes:
         data = json.loads(text, parse_constant=_keep_constant)
         return Snapshot((data, False, unserializable))

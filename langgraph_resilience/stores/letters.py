@@ -123,7 +123,10 @@ class LetterStore(Protocol):
     """What a dead-letter backend provides. Every method is atomic."""
 
     def add(self, letter: DeadLetter) -> DeadLetter:
-        """Store ``letter`` unless one with the same ``key`` exists; return the stored one."""
+        """Store ``letter`` unless one with the same ``key`` exists; return the stored one.
+
+        Raises ``ValueError`` if ``letter.id`` is already stored for another failure.
+        """
         ...
 
     def get(self, letter_id: str) -> DeadLetter | None: ...
@@ -166,6 +169,10 @@ class InMemoryLetterStore:
             existing = self._by_key.get(letter.key)
             if existing is not None:
                 return self._by_id[existing]
+            if letter.id in self._by_id:
+                raise ValueError(
+                    f"a dead letter with id {letter.id!r} is already stored for another failure"
+                )
             self._by_id[letter.id] = letter
             self._by_key[letter.key] = letter.id
             return letter

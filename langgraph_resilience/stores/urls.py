@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from urllib.parse import urlsplit, urlunsplit
+import re
+from typing import Any
+from urllib.parse import urlsplit
 
 from langgraph_resilience.stores.letters import InMemoryLetterStore, LetterStore
 
 __all__ = ["mask_url", "open_letter_store"]
+
+_SECRET_PARAM = re.compile(r"((?:^|&)(?:password|passwd|pass|sslpassword|token)=)[^&]*", re.I)
 
 # scheme -> (module, class) of the dead-letter store; imported only when used, so the
 # Postgres and Redis drivers stay optional extras.
@@ -26,19 +30,26 @@ def mask_url(url: str) -> str:
     Example:
         >>> mask_url("postgresql://app:s3cret@db:5432/prod")
         'postgresql://app:***@db:5432/prod'
+        >>> mask_url("redis://db:6379/0?password=s3cret&namespace=app")
+        'redis://db:6379/0?password=***&namespace=app'
     """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    masked = url  # edited in place: re-assembling would drop sqlite:/// slashes
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        masked = masked.replace(parts.netloc, f"{user}:***@{host}", 1)
+    if parts.query:  # libpq and redis-py also take a password as a query parameter
+        query = _SECRET_PARAM.sub(r"\1***", parts.query)
+        masked = masked.replace(f"?{parts.query}", f"?{query}", 1)
+    return masked
 
 
-def open_letter_store(url: str) -> LetterStore:
-    """The dead-letter store for ``url``.
+def open_letter_store(url: str, **options: Any) -> LetterStore:
+    """The dead-letter store for ``url``; ``options`` go to the backend (e.g. ``table=``
+    for Postgres, ``namespace=`` for Redis).
 
     Raises:
         ValueError: an unknown scheme (the message lists the known ones).
@@ -46,6 +57,8 @@ def open_letter_store(url: str) -> LetterStore:
     """
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
+        if options:
+            raise ValueError(f"memory:// takes no store options, got {sorted(options)}")
         return InMemoryLetterStore()
     if scheme not in _LETTER_STORES:
         known = ", ".join(["memory://", *(f"{s}://" for s in _LETTER_STORES)])
@@ -59,5 +72,5 @@ def open_letter_store(url: str) -> LetterStore:
         extra = "postgres" if scheme.startswith("postgres") else "redis"
         hint = f"pip install 'langgraph-resilience[{extra}]'"
         raise ImportError(f"{mask_url(url)!r} needs the {extra} extra: {hint}") from exc
-    store: LetterStore = getattr(module, class_name).from_url(url)
+    store: LetterStore = getattr(module, class_name).from_url(url, **options)
     return store

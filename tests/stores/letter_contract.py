@@ -72,6 +72,13 @@ class LetterStoreContract:
         assert other_node.id != first.id
         assert len(store.query(LetterQuery())) == 2
 
+    def test_an_id_taken_by_another_failure_is_refused(self, store: LetterStore) -> None:
+        first = store.add(letter(1))
+        with pytest.raises(ValueError, match="already stored"):
+            store.add(letter(2, id=first.id))
+        assert store.get(first.id) == first
+        assert len(store.query(LetterQuery())) == 1
+
     def test_letters_without_a_run_are_never_merged(self, store: LetterStore) -> None:
         bare = {"thread_id": None, "checkpoint_id": None, "task_id": None}
         store.add(letter(1, **bare))
