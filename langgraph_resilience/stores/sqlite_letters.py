@@ -125,7 +125,7 @@ class SqliteLetterStore:
             raise
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteLetterStore:
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> SqliteLetterStore:
         """Open ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or
         ``sqlite:///:memory:``."""
         parts = urlsplit(url)
@@ -137,7 +137,7 @@ class SqliteLetterStore:
         path = parts.path[1:]  # "/rel" -> "rel", "//abs" -> "/abs", "/:memory:" -> ":memory:"
         if not path:
             raise ValueError(f"bad SQLite URL {url!r}: no file path after sqlite:///")
-        return cls(path)
+        return cls(path, timeout=timeout)
 
     def _setup(self) -> None:
         with self._lock:
