@@ -235,15 +235,38 @@ class DeadLetterQueue:
             ValueError: the letter is not pending (resolved, discarded, or being
                 replayed by another worker).
         """
-        letter = self._claim(letter_id)
+        return self._run_claimed(self._claim(letter_id), graph)
+
+    def _run_claimed(self, letter: DeadLetter, graph: Any) -> Any:
         config, fresh_input = self._replay_plan(letter, graph)
         try:
             result = graph.invoke(fresh_input, config)
         except Exception:
-            self.retry_later(letter_id)
+            self.retry_later(letter.id)
             raise
-        self.resolve(letter_id)
+        self.resolve(letter.id)
         return result
+
+    def replay_due(
+        self, graph: Any, *, max_retries: int = 5, limit: int = 100
+    ) -> dict[str, BaseException | None]:
+        """Drain the letters whose retry is due and replay each one (the retry worker).
+
+        Returns each claimed letter's id with ``None`` (resolved) or the error it
+        failed with again (its next retry is then scheduled with backoff, until
+        ``max_retries`` retries have been made; after that it waits for a person).
+        """
+        outcomes: dict[str, BaseException | None] = {}
+        for letter in self.drain_retriable(max_retries, limit=limit):
+            outcomes[letter.id] = self._outcome_of(letter, graph)
+        return outcomes
+
+    def _outcome_of(self, letter: DeadLetter, graph: Any) -> BaseException | None:
+        try:
+            self._run_claimed(letter, graph)
+        except Exception as exc:
+            return exc
+        return None
 
     async def areplay(self, letter_id: str, graph: Any) -> Any:
         """Async form of ``replay``: the graph runs with ``ainvoke``."""

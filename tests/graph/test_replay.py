@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -164,3 +165,23 @@ def test_replay_all_reports_each_letter() -> None:
     assert outcomes == {letters[0].id: None, letters[1].id: None}
     assert dlq.stats()["resolved"] == 2
     assert dlq.stats()["discarded"] == 1
+
+
+def test_replay_due_is_the_retry_worker() -> None:
+    now = [datetime(2026, 11, 22, tzinfo=timezone.utc)]
+    dlq, flaky = DeadLetterQueue.from_url("memory://", now=lambda: now[0]), Flaky()
+    graph = pipeline(flaky, dlq, "sync").compile(checkpointer=InMemorySaver())
+    graph.invoke({"log": []}, thread("t1"))
+    (letter,) = dlq.list()
+    assert dlq.replay_due(graph) == {}  # its first retry is not due yet
+
+    now[0] += timedelta(minutes=1)
+    outcomes = dlq.replay_due(graph, max_retries=2)
+    assert isinstance(outcomes[letter.id], ConnectionError)  # still broken: rescheduled
+    assert dlq.get(letter.id).retry_count == 1  # type: ignore[union-attr]
+
+    now[0] += timedelta(hours=1)
+    flaky.broken, flaky.calls = False, []
+    assert dlq.replay_due(graph, max_retries=2) == {letter.id: None}
+    assert flaky.calls == ["b", "c"]
+    assert dlq.get(letter.id).status is LetterStatus.RESOLVED  # type: ignore[union-attr]
