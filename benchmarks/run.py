@@ -1,9 +1,9 @@
-"""``make bench``: closed-breaker overhead, guard's cost per node-step, fail-fast, and
-the ledger's cost per node-step.
+"""``make bench``: closed-breaker overhead, guard's cost per node-step, fail-fast, the
+ledger's cost per node-step, and the dead-letter queue's ``put`` against the raw drivers.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.run            # the full run, about 4-5 minutes
+    .venv/bin/python -m benchmarks.run            # the full run, about 5-6 minutes
     .venv/bin/python -m benchmarks.run --quick    # a smoke test, about 30 seconds
     .venv/bin/python -m benchmarks.run --parts 1  # only the overhead table
 
@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .dead_letters import GOAL_DLQ_RATIO, MEMORY_WAYS, run_dead_letters
 from .fail_fast import run_fail_fast
 from .graph_step import run_graph_step
 from .ledger import NODES as NODES_BREAKDOWN
@@ -49,6 +50,7 @@ GOAL_RATIO = 1.0  # our closed-breaker overhead / the fastest peer's
 GOAL_STEP_PCT = 2.0  # guard's cost per node-step, % of an unguarded step
 GOAL_FAIL_FAST = 20.0  # wall time of case A / case D
 GOAL_LEDGER_PCT = 5.0  # the ledger's cost per node-step, % of a guarded step without it
+# GOAL_DLQ_RATIO (1.5, in dead_letters.py): DeadLetterQueue.put / the raw driver's write
 
 PACKAGES = [
     "langgraph",
@@ -314,13 +316,137 @@ def report_ledger(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
     return text, goals
 
 
+MEMORY_LABELS = {
+    "put": "`DeadLetterQueue.put` on the in-memory store",
+    "prepare": "`_prepare`: redact + snapshot input and metadata, `model_copy`",
+    "redact": "the default redactor on the input",
+    "redact_empty": "the same on `{}` (its fixed cost per call)",
+    "snapshot": "`snapshot` of the redacted input",
+    "dump_json": "the stored letter's `model_dump_json()`",
+    "validate_json": "`DeadLetter.model_validate_json` of it (a read-back)",
+}
+
+
+def _ops(ops: dict[str, dict[str, float]]) -> str:
+    """``4 / 3 statements, 6 / 2 WAL pages``: put / raw per write, for every unit."""
+    return ", ".join(f"{v:,.4g} / {ops['raw'][unit]:,.4g} {unit}" for unit, v in ops["put"].items())
+
+
+def report_dead_letters(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    rows = []
+    goals = []
+    first = None
+    for key, b in res["backends"].items():
+        if "skipped" in b:
+            rows.append([key, f"skipped: {b['skipped']}"] + [""] * 8)
+            continue
+        first = first or b
+        us = b["us"]
+        ops = b.get("ops_per_write")
+        rows.append(
+            [
+                b["label"],
+                b["raw_label"],
+                f"{us['raw']:,.0f}",
+                f"{us['put']:,.0f}",
+                f"**{b['ratio']:.2f}x**",
+                " / ".join(f"{x:.2f}" for x in b["ratio_by_round"]),
+                f"{b['ratio_of_means']:.2f}x",
+                f"{us['add']:,.0f}",
+                f"{b['add_ratio']:.2f}x",
+                "" if ops is None else _ops(ops),
+            ]
+        )
+        goals.append(
+            (
+                f"dead letters, {key}: put <= {GOAL_DLQ_RATIO:g}x the raw driver write",
+                b["ratio"] <= GOAL_DLQ_RATIO,
+            )
+        )
+    header = [
+        "backend",
+        "raw driver write",
+        "raw µs",
+        "`put` µs",
+        "put / raw",
+        "put / raw by round",
+        "ratio of means",
+        "`store.add` µs",
+        "add / raw",
+        "per write: put / raw",
+    ]
+    letter = res["letter"]
+    text = ""
+    if first is not None:
+        text += (
+            f"{first['rounds']} rounds x {first['puts_per_round']} interleaved groups "
+            "(put, raw, add) for the first backend; see results.json for each. "
+        )
+    text += (
+        f"Input {letter['input_json_bytes']:,} bytes of JSON, stored letter "
+        f"{letter['stored_json_bytes']:,} bytes. Ratio = median of all puts / median of "
+        "all raw writes of the same JSON; add = the store's `add` of an already prepared "
+        "letter.\n\n" + _table(header, rows) + "\n"
+    )
+    mem = res["memory"]
+    mrows = [
+        [
+            MEMORY_LABELS[k],
+            f"{mem['us'][k]:.1f}",
+            " / ".join(f"{x:.1f}" for x in mem["round_medians_us"][k]),
+        ]
+        for k in MEMORY_WAYS
+    ]
+    text += (
+        f"\nThe queue's own work (no raw peer; {mem['rounds']} rounds x "
+        f"{mem['puts_per_round']} interleaved groups):\n\n"
+        + _table(["in memory", "µs", "µs by round"], mrows)
+        + "\n"
+    )
+    for key, b in res["backends"].items():
+        prof = b.get("profile")
+        if prof is None:
+            continue
+        put, raw = prof["put"], prof["raw"]
+        prows = [
+            [
+                "**queue's work in situ (put - add), not profiled**",
+                "",
+                f"{b['prepare_in_situ_us']:.0f}",
+            ],
+            [
+                "**store's extra over raw (add - raw), not profiled**",
+                "",
+                f"{b['store_extra_us']:.0f}",
+            ],
+        ]
+        prows += [[p["part"], f"{p['calls']:g}", f"{p['cumtime_us']:.0f}"] for p in put["probes"]]
+        text += (
+            f"\nWhere {key}'s extra time goes ({prof['writes']} puts and raw writes under "
+            f"cProfile: {put['us_per_write_profiled']:.0f} µs per put, "
+            f"{raw['us_per_write_profiled']:.0f} µs per raw write):\n\n"
+            + _table(["part", "calls / put", "µs / put"], prows)
+            + "\n"
+        )
+        server = prof.get("server")
+        if server is not None:
+            sp, sr = server["put"], server["raw"]
+            text += (
+                f"\nServer side (`INFO commandstats`): a put runs {sp['commands_per_write']:g} "
+                f"commands ({', '.join(f'{c} x{n:g}' for c, n in sp['by_command'].items())}) "
+                f"in {sp['server_us']:.1f} µs; a raw write {sr['commands_per_write']:g} in "
+                f"{sr['server_us']:.1f} µs.\n"
+            )
+    return text, goals
+
+
 # ---- main
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 1,3")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="which parts to run, e.g. 1,3")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -373,6 +499,14 @@ def main(argv: list[str] | None = None) -> int:
         results["ledger"] = res
         text, g = report_ledger(res)
         sections.append("## 4. What the ledger adds per node-step\n\n" + text)
+        goals += g
+        print(sections[-1], flush=True)
+    if "5" in parts:
+        _say("part 5: dead letters, put against the raw driver")
+        res = run_dead_letters(q, progress=_say)
+        results["dead_letters"] = res
+        text, g = report_dead_letters(res)
+        sections.append("## 5. Dead letters: `put` against the raw driver\n\n" + text)
         goals += g
         print(sections[-1], flush=True)
 
