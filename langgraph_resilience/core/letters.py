@@ -5,8 +5,9 @@ Pure functions; the stores and the queue in ``dead_letter.py`` build on them.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -17,6 +18,7 @@ __all__ = [
     "Snapshot",
     "backoff_delay",
     "redact",
+    "secret_key_matcher",
     "snapshot",
 ]
 
@@ -78,6 +80,26 @@ def _normal(key: str) -> str:
     return key.lower().replace("-", "").replace("_", "")
 
 
+@functools.lru_cache(maxsize=32)
+def secret_key_matcher(keys: frozenset[str]) -> Callable[[object], bool]:
+    """A predicate on dict keys for :func:`redact`, remembering its answers (the same
+    few key names come back in every letter)."""
+    wanted = tuple({_normal(k) for k in keys})
+    seen: dict[str, bool] = {}
+
+    def secret(key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        answer = seen.get(key)
+        if answer is None:
+            answer = _normal(key).endswith(wanted)
+            if len(seen) < 4096:  # bounded: keys could be data
+                seen[key] = answer
+        return answer
+
+    return secret
+
+
 def redact(value: Any, keys: Iterable[str] = DEFAULT_SECRET_KEYS) -> Any:
     """A copy of ``value`` with the values under secret-looking keys replaced.
 
@@ -88,10 +110,7 @@ def redact(value: Any, keys: Iterable[str] = DEFAULT_SECRET_KEYS) -> Any:
         >>> redact({"user": "ada", "db": {"Password": "hunter2"}, "x_api_key": "k"})
         {'user': 'ada', 'db': {'Password': '[REDACTED]'}, 'x_api_key': '[REDACTED]'}
     """
-    wanted = tuple({_normal(k) for k in keys})
-
-    def secret(key: object) -> bool:
-        return isinstance(key, str) and _normal(key).endswith(wanted)
+    secret = secret_key_matcher(frozenset(keys))
 
     def walk(item: Any) -> Any:
         if isinstance(item, Mapping):
@@ -144,7 +163,8 @@ def snapshot(value: Any, *, limit_bytes: int = 64_000) -> Snapshot:
     text = json.dumps(value, default=fallback, ensure_ascii=False, allow_nan=True)
     # Postgres' jsonb refuses the NUL character: keep a visible stand-in.
     text = text.replace("\\u0000", "\ufffd")
-    if len(text.encode()) <= limit_bytes:
+    # UTF-8 takes at most 4 bytes a character: only encode when it could be too long
+    if len(text) * 4 <= limit_bytes or len(text.encode()) <= limit_bytes:
         data = json.loads(text, parse_constant=_keep_constant)
         return Snapshot((data, False, unserializable))
     head = text.encode()[: max(0, limit_bytes - 64)].decode(errors="ignore")

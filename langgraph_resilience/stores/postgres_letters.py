@@ -105,6 +105,13 @@ class PostgresLetterStore:
         """The URL, with any password masked."""
         self.table = table
         self._table = sql.Identifier(*parts)
+        self._insert = sql.SQL(
+            "INSERT INTO {t} (id, key, status, node, thread_id, created_at,"
+            " next_attempt_at, retry_count, body)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (key) DO NOTHING RETURNING id"
+        ).format(t=self._table)
+        self._select_by_key = sql.SQL("SELECT body FROM {t} WHERE key = %s").format(t=self._table)
         self._status_index = sql.Identifier(f"{parts[-1]}_status_due_idx")
         self._created_index = sql.Identifier(f"{parts[-1]}_created_idx")
         try:
@@ -137,26 +144,22 @@ class PostgresLetterStore:
     def add(self, letter: DeadLetter) -> DeadLetter:
         """Store ``letter`` unless one with the same ``key`` exists; return the stored one."""
         self._setup()
-        insert = sql.SQL(
-            "INSERT INTO {t} (id, key, status, node, thread_id, created_at,"
-            " next_attempt_at, retry_count, body)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (key) DO NOTHING RETURNING body"
-        ).format(t=self._table)
-        select = sql.SQL("SELECT body FROM {t} WHERE key = %s").format(t=self._table)
-        with self._pool.connection() as conn, conn.transaction():
+        # One statement in autocommit: ON CONFLICT waits for a concurrent insert of the
+        # same key to commit, so no explicit transaction (and its round trips) is needed.
+        with self._pool.connection() as conn:
             try:
-                row = conn.execute(
-                    insert, (letter.id, letter.key, *self._columns(letter))
+                inserted = conn.execute(
+                    self._insert, (letter.id, letter.key, *self._columns(letter))
                 ).fetchone()
             except psycopg.errors.UniqueViolation:
                 # ON CONFLICT (key) covers the failure's identity; this is the id.
                 raise ValueError(
                     f"another dead letter with id {letter.id!r} is already stored"
                 ) from None
-            if row is None:  # the same failure is stored: a new statement sees it
-                row = conn.execute(select, (letter.key,)).fetchone()
-        if row is None:  # pragma: no cover - the conflicting row is committed and locked
+            if inserted is not None:
+                return letter  # stored as given: no need to read it back
+            row = conn.execute(self._select_by_key, (letter.key,)).fetchone()
+        if row is None:  # pragma: no cover - a purge raced the insert
             raise RuntimeError(f"dead letter with key {letter.key!r} vanished while adding")
         return _letter(row[0])
 

@@ -178,15 +178,17 @@ class SqliteLetterStore:
     def add(self, letter: DeadLetter) -> DeadLetter:
         with self._transaction() as conn:
             try:
-                conn.execute(
+                inserted = conn.execute(
                     f"INSERT INTO dead_letters ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(key) DO NOTHING",
                     _row(letter),
-                )
+                ).rowcount
             except sqlite3.IntegrityError as exc:  # the id is taken by another failure
                 raise ValueError(
                     f"letter id {letter.id!r} is already stored for a different failure"
                 ) from exc
+            if inserted == 1:
+                return letter  # stored as given: no need to read it back
             row = conn.execute(
                 "SELECT body FROM dead_letters WHERE key = ?", (letter.key,)
             ).fetchone()
