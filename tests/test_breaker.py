@@ -57,8 +57,7 @@ async def through(breaker: CircuitBreaker, mode: str, body: Callable[..., Any], 
     """Run the sync ``body(*args)`` through ``breaker`` the way ``mode`` says."""
 
     async def async_body(*a: Any) -> Any:
-        # stands in for the dependency's I/O: a real suspension point, no breaker timing
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # stands in for the dependency's I/O; no breaker timing
         return body(*a)
 
     if mode == "call":

@@ -86,12 +86,16 @@ class Step:
         return cls(name, last[last.rfind(":") + 1 :] or last, depth)
 
 
+def field_of(state: Any, name: str) -> Any:
+    """``state[name]`` for dict states, ``state.name`` for pydantic or dataclass ones."""
+    if type(state) is dict or isinstance(state, Mapping):
+        return state.get(name)
+    return getattr(state, name, None)
+
+
 def ledger_in(state: Any) -> Ledger | None:
     """The ledger in ``state``, or ``None`` when the state schema has none."""
-    if type(state) is dict or isinstance(state, Mapping):
-        value = state.get(LEDGER_KEY)
-    else:  # a pydantic or dataclass state declaring the field
-        value = getattr(state, LEDGER_KEY, None)
+    value = field_of(state, LEDGER_KEY)
     return cast(Ledger, value) if isinstance(value, dict) else None
 
 

@@ -20,6 +20,7 @@ from langgraph_resilience.core.ledger import Ledger, VerdictRecord
 from langgraph_resilience.core.verdicts import GatePolicy, Verdict
 from langgraph_resilience.graph._context import (
     Step,
+    field_of,
     ledger_in,
     node_exists,
     visit,
@@ -156,7 +157,7 @@ def verification_gate(
         for target in (on_pass, on_fail):
             if node_exists(config, target) is False:
                 raise ValueError(f"verification_gate(): {target!r} is not a node of this graph")
-        raw = _field_of(state, field)
+        raw = field_of(state, field)
         output = to_verified_output(raw) if raw is not None else None
         verdict = judge(output) if output is not None else Verdict.fail(f"no output in {field!r}")
         has_verifier = verifier is not None
@@ -343,12 +344,6 @@ def _like(raw: Any, output: VerifiedOutput) -> Any:
     return output
 
 
-def _field_of(state: Any, field: str) -> Any:
-    if isinstance(state, Mapping):
-        return state.get(field)
-    return getattr(state, field, None)
-
-
 def quality_below(threshold: float = 0.7, *, field: str | None = None) -> Callable[[Any], bool]:
     """A ``BreakerPolicy(record_result=...)`` predicate: low-quality output is a failure.
 
@@ -373,7 +368,7 @@ def quality_below(threshold: float = 0.7, *, field: str | None = None) -> Callab
     def is_low_quality(result: Any) -> bool:
         if isinstance(result, Command):  # a hand-off: the output is in its update
             result = result.update
-        value = _field_of(result, field) if field is not None else result
+        value = field_of(result, field) if field is not None else result
         if value is None:
             return False
         try:
