@@ -14,6 +14,14 @@ Example:
 import logging
 
 from .breaker import Attempt, CircuitBreaker
+from .checkpoint import (
+    ReconcileReport,
+    ResilientSaver,
+    SaverListener,
+    SaverPolicy,
+    SaverStatus,
+    is_transient,
+)
 from .core.breaker import BreakerSnapshot
 from .core.clock import Clock, FakeClock, MonotonicClock
 from .core.events import (
@@ -25,6 +33,10 @@ from .core.events import (
     BreakerTransition,
     CallRejected,
     Listener,
+    MirrorFailed,
+    SaverEvent,
+    SaverFailedBack,
+    SaverFailedOver,
 )
 from .core.ledger import Ledger, LedgerView, Outcome
 from .core.letters import LetterStatus
@@ -35,9 +47,12 @@ from .dead_letter import DeadLetterQueue
 from .errors import (
     AttemptTimeoutError,
     CircuitOpenError,
+    LeaseLostError,
     LedgerMissingError,
     LoopLimitExceeded,
     ResilienceError,
+    SaverUnavailableError,
+    StoreTimeoutError,
 )
 from .graph.dead_letter import dead_letter
 from .graph.fallback import fallback_to, route_on_outcome
@@ -75,6 +90,7 @@ __all__ = [
     "GatePolicy",
     "InMemoryBreakerStore",
     "InMemoryLetterStore",
+    "LeaseLostError",
     "Ledger",
     "LedgerMissingError",
     "LedgerView",
@@ -84,10 +100,21 @@ __all__ = [
     "Listener",
     "LoopLimitExceeded",
     "LoopPolicy",
+    "MirrorFailed",
     "MonotonicClock",
     "Outcome",
+    "ReconcileReport",
     "ResilienceError",
     "ResilienceState",
+    "ResilientSaver",
+    "SaverEvent",
+    "SaverFailedBack",
+    "SaverFailedOver",
+    "SaverListener",
+    "SaverPolicy",
+    "SaverStatus",
+    "SaverUnavailableError",
+    "StoreTimeoutError",
     "TimeWindow",
     "Verdict",
     "VerifiedOutput",
@@ -95,6 +122,7 @@ __all__ = [
     "default_breaker_store",
     "fallback_to",
     "guard",
+    "is_transient",
     "ledger",
     "loop_guard",
     "quality_below",

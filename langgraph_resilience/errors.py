@@ -9,8 +9,14 @@ Catch them at whatever level suits you::
     │       a guarded attempt ran past its deadline
     ├── LoopLimitExceeded (ResilienceError, RecursionError)
     │       a node was entered more often, or deeper, than its LoopPolicy allows
-    └── LedgerMissingError (ResilienceError, LookupError)
-            a feature needs the run's ledger and the state schema has none
+    ├── LedgerMissingError (ResilienceError, LookupError)
+    │       a feature needs the run's ledger and the state schema has none
+    ├── StoreTimeoutError (ResilienceError, TimeoutError)
+    │       a checkpoint store did not answer within its deadline; the call was abandoned
+    ├── SaverUnavailableError (ResilienceError, ConnectionError)
+    │       no checkpoint store could take a call (the primary failed, no standby took over)
+    └── LeaseLostError (ResilienceError, RuntimeError)
+            a worker's lease on a thread expired or was claimed by another worker
 
 The bases are chosen for LangGraph's default ``RetryPolicy``: it never retries a
 ``RuntimeError``, so an open breaker fails fast instead of being hammered, while a
@@ -26,9 +32,12 @@ import math
 __all__ = [
     "AttemptTimeoutError",
     "CircuitOpenError",
+    "LeaseLostError",
     "LedgerMissingError",
     "LoopLimitExceeded",
     "ResilienceError",
+    "SaverUnavailableError",
+    "StoreTimeoutError",
 ]
 
 
@@ -125,3 +134,62 @@ class LedgerMissingError(ResilienceError, LookupError):
 
     Add ``ResilienceState`` to the state schema (``class State(ResilienceState): ...``).
     """
+
+
+class StoreTimeoutError(ResilienceError, TimeoutError):
+    """A call to a checkpoint store did not return within ``SaverPolicy.timeout``.
+
+    The call was abandoned, not cancelled (a frozen database never acknowledges a
+    cancellation), and ``ResilientSaver`` failed over without retrying it.
+
+    Attributes:
+        store: ``"primary"`` or ``"standby"``.
+        operation: the saver method (``"put"``, ``"aget_tuple"``, ...).
+        timeout: the deadline in seconds.
+    """
+
+    def __init__(self, store: str, operation: str, timeout: float) -> None:
+        self.store = store
+        self.operation = operation
+        self.timeout = timeout
+        super().__init__(
+            f"the {store} checkpoint store did not answer {operation} in {timeout:.3g}s"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (StoreTimeoutError, (self.store, self.operation, self.timeout))
+
+
+class SaverUnavailableError(ResilienceError, ConnectionError):
+    """No checkpoint store could take a call: the primary failed and there is no
+    standby, or the standby failed too. The store's own error is ``__cause__``.
+
+    Attributes:
+        operation: the saver method that failed.
+    """
+
+    def __init__(self, operation: str, detail: str) -> None:
+        self.operation = operation
+        self.detail = detail
+        super().__init__(f"checkpoint {operation} failed: {detail}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (SaverUnavailableError, (self.operation, self.detail))
+
+
+class LeaseLostError(ResilienceError, RuntimeError):
+    """A worker's lease on a thread expired or was claimed by another worker, so it
+    stopped running the thread (the new holder resumes it from its checkpoint).
+
+    Attributes:
+        thread_id: the thread.
+        owner: the worker that lost the lease.
+    """
+
+    def __init__(self, thread_id: str, owner: str) -> None:
+        self.thread_id = thread_id
+        self.owner = owner
+        super().__init__(f"worker {owner!r} lost its lease on thread {thread_id!r}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (LeaseLostError, (self.thread_id, self.owner))

@@ -1,4 +1,5 @@
-"""Typed events: every breaker decision worth knowing about is one of these values.
+"""Typed events: every breaker and checkpoint-saver decision worth knowing about is one
+of these values.
 
 Listeners are plain callables taking an event. Transitions are
 :class:`BreakerTransition` subclasses, so ``isinstance(event, BreakerTransition)``
@@ -21,6 +22,10 @@ __all__ = [
     "BreakerTransition",
     "CallRejected",
     "Listener",
+    "MirrorFailed",
+    "SaverEvent",
+    "SaverFailedBack",
+    "SaverFailedOver",
 ]
 
 
@@ -90,3 +95,49 @@ class CallRejected(BreakerEvent):
 
 Listener: TypeAlias = Callable[[BreakerEvent], object]
 """A callable that receives each event; its return value is ignored."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaverEvent:
+    """Something a ``ResilientSaver`` did."""
+
+    saver: str
+    """The saver's name."""
+    at: float
+    """The saver's clock reading when it happened (seconds)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaverFailedOver(SaverEvent):
+    """The primary store failed; reads and writes now go to the standby."""
+
+    operation: str
+    """The saver method that found the primary failing."""
+    error: str
+    """The primary's error, as ``Type: message``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaverFailedBack(SaverEvent):
+    """The primary is back: what only the standby held was copied to it, and reads and
+    writes go to the primary again."""
+
+    threads: int
+    """Threads reconciled."""
+    checkpoints: int
+    """Checkpoints copied to the primary."""
+    writes: int
+    """Tasks whose pending writes were copied to the primary."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MirrorFailed(SaverEvent):
+    """A write could not be mirrored to the standby; that thread's copy there is
+    incomplete until it is written again."""
+
+    operation: str
+    """The saver method that was mirrored."""
+    thread_id: str | None
+    """The thread it wrote to (``None`` for calls that span threads)."""
+    error: str
+    """The standby's error, as ``Type: message``."""

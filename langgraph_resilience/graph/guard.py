@@ -11,11 +11,8 @@ retry), and an ``error_handler`` receives that error through ``NodeError``.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
-import queue
-import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
@@ -25,6 +22,7 @@ from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langsmith import get_current_run_tree
 
+from langgraph_resilience._deadline import await_with_deadline, call_with_deadline
 from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
 from langgraph_resilience.core.clock import MonotonicClock, to_seconds
 from langgraph_resilience.core.failures import error_code
@@ -210,7 +208,8 @@ class _Guard:
 
 
 def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> Callable[..., Any]:
-    cell, deadline, label = core.cell, core.deadline, core.label
+    cell, deadline = core.cell, core.deadline
+    timed_out = functools.partial(AttemptTimeoutError, core.label, deadline or 0.0)
 
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -227,7 +226,7 @@ def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> 
             if deadline is None:
                 result = fn(*args, **kwargs)
             else:
-                result = _run_in_thread(fn, args, kwargs, deadline, label)
+                result = call_with_deadline(fn, args, kwargs, deadline, timed_out)
         except GraphBubbleUp:
             cell.release(permit)
             raise
@@ -247,7 +246,8 @@ def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> 
 def _guard_async(
     fn: Callable[..., Awaitable[Any]], core: _Guard, *, strip_config: bool
 ) -> Callable[..., Awaitable[Any]]:
-    cell, deadline, label = core.cell, core.deadline, core.label
+    cell, deadline = core.cell, core.deadline
+    timed_out = functools.partial(AttemptTimeoutError, core.label, deadline or 0.0)
 
     @functools.wraps(fn)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -264,7 +264,7 @@ def _guard_async(
             if deadline is None:
                 result = await fn(*args, **kwargs)
             else:
-                result = await _await_with_deadline(fn(*args, **kwargs), deadline, label)
+                result = await await_with_deadline(fn(*args, **kwargs), deadline, timed_out)
         except (GraphBubbleUp, asyncio.CancelledError):
             # Interrupts are control flow; a cancelled attempt (a sibling failed, the run
             # was stopped) says nothing about this dependency's health.
@@ -348,84 +348,6 @@ def _tag_trace(info: dict[str, Any]) -> None:
     run = get_current_run_tree()  # None unless tracing is on
     if run is not None:
         run.add_metadata({METADATA_KEY: info})
-
-
-async def _await_with_deadline(aw: Awaitable[Any], deadline: float, label: str) -> Any:
-    task = asyncio.ensure_future(aw)  # runs in a copy of this context: config, runtime
-    try:
-        done, _ = await asyncio.wait({task}, timeout=deadline)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if task in done:
-        return task.result()
-    # Cancel, but do not wait for the cancellation to land: a call stuck in a C
-    # extension or a frozen socket may never acknowledge it.
-    task.cancel()
-    task.add_done_callback(_consume_outcome)
-    raise AttemptTimeoutError(label, deadline)
-
-
-def _consume_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # mark it retrieved so asyncio does not log it
-
-
-def _run_in_thread(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    deadline: float,
-    label: str,
-) -> Any:
-    context = contextvars.copy_context()  # LangGraph's config travels in contextvars
-    finished = threading.Event()
-    outcome: list[Any] = []
-
-    def job() -> None:
-        try:
-            outcome.append((True, context.run(fn, *args, **kwargs)))
-        except BaseException as exc:  # handed back to the waiting thread
-            outcome.append((False, exc))
-        finally:
-            finished.set()
-
-    _WORKERS.submit(job)
-    if not finished.wait(deadline):
-        raise AttemptTimeoutError(label, deadline)
-    ok, value = outcome[0]
-    if ok:
-        return value
-    raise value
-
-
-class _DaemonWorkers:
-    """Reusable daemon threads. Unlike ThreadPoolExecutor's, they are never joined at
-    interpreter exit, so an abandoned attempt cannot hold the process open."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1  # an idle worker will take it
-            else:
-                threading.Thread(
-                    target=self._work, name="langgraph-resilience-guard", daemon=True
-                ).start()
-        self._jobs.put(job)
-
-    def _work(self) -> None:
-        while True:
-            self._jobs.get()()
-            with self._lock:
-                self._idle += 1
-
-
-_WORKERS = _DaemonWorkers()
 
 
 class _NoBreakerCell:
