@@ -20,10 +20,11 @@ from .checkpoint import (
     SaverListener,
     SaverPolicy,
     SaverStatus,
+    StoredRun,
     is_transient,
 )
 from .core.breaker import BreakerSnapshot
-from .core.clock import Clock, FakeClock, MonotonicClock
+from .core.clock import Clock, FakeClock, MonotonicClock, WallClock
 from .core.events import (
     BreakerClosed,
     BreakerEvent,
@@ -47,6 +48,7 @@ from .dead_letter import DeadLetterQueue
 from .errors import (
     AttemptTimeoutError,
     CircuitOpenError,
+    LeaseHeldError,
     LeaseLostError,
     LedgerMissingError,
     LoopLimitExceeded,
@@ -60,6 +62,9 @@ from .graph.gate import VerifiedOutput, quality_below, verification_gate
 from .graph.guard import guard
 from .graph.loops import loop_guard
 from .graph.state import ResilienceState, ledger, reset_ledger
+from .graph.worker import RunWorker
+from .leases import Lease, RunLeases
+from .stores.leases import InMemoryLeaseStore, LeaseStore, SqliteLeaseStore
 from .stores.letters import DeadLetter, InMemoryLetterStore, LetterQuery, LetterStore
 from .stores.memory import InMemoryBreakerStore, default_breaker_store
 
@@ -89,8 +94,12 @@ __all__ = [
     "FakeClock",
     "GatePolicy",
     "InMemoryBreakerStore",
+    "InMemoryLeaseStore",
     "InMemoryLetterStore",
+    "Lease",
+    "LeaseHeldError",
     "LeaseLostError",
+    "LeaseStore",
     "Ledger",
     "LedgerMissingError",
     "LedgerView",
@@ -107,6 +116,8 @@ __all__ = [
     "ResilienceError",
     "ResilienceState",
     "ResilientSaver",
+    "RunLeases",
+    "RunWorker",
     "SaverEvent",
     "SaverFailedBack",
     "SaverFailedOver",
@@ -114,10 +125,13 @@ __all__ = [
     "SaverPolicy",
     "SaverStatus",
     "SaverUnavailableError",
+    "SqliteLeaseStore",
     "StoreTimeoutError",
+    "StoredRun",
     "TimeWindow",
     "Verdict",
     "VerifiedOutput",
+    "WallClock",
     "dead_letter",
     "default_breaker_store",
     "fallback_to",

@@ -15,6 +15,8 @@ Catch them at whatever level suits you::
     │       a checkpoint store did not answer within its deadline; the call was abandoned
     ├── SaverUnavailableError (ResilienceError, ConnectionError)
     │       no checkpoint store could take a call (the primary failed, no standby took over)
+    ├── LeaseHeldError (ResilienceError, RuntimeError)
+    │       another worker holds the thread's run lease
     └── LeaseLostError (ResilienceError, RuntimeError)
             a worker's lease on a thread expired or was claimed by another worker
 
@@ -32,6 +34,7 @@ import math
 __all__ = [
     "AttemptTimeoutError",
     "CircuitOpenError",
+    "LeaseHeldError",
     "LeaseLostError",
     "LedgerMissingError",
     "LoopLimitExceeded",
@@ -193,3 +196,22 @@ class LeaseLostError(ResilienceError, RuntimeError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (LeaseLostError, (self.thread_id, self.owner))
+
+
+class LeaseHeldError(ResilienceError, RuntimeError):
+    """Another worker holds the thread's run lease, so this one did not start it.
+
+    Attributes:
+        thread_id: the thread.
+        holder: the worker holding the lease.
+        expires_at: when that lease lapses unless renewed (seconds since the epoch).
+    """
+
+    def __init__(self, thread_id: str, holder: str, expires_at: float) -> None:
+        self.thread_id = thread_id
+        self.holder = holder
+        self.expires_at = expires_at
+        super().__init__(f"thread {thread_id!r} is being run by worker {holder!r}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (LeaseHeldError, (self.thread_id, self.holder, self.expires_at))

@@ -5,6 +5,7 @@ The only package besides ``graph/`` that imports LangGraph, and only
 """
 
 from langgraph_resilience.checkpoint.policy import SaverPolicy, is_transient
+from langgraph_resilience.checkpoint.recovery import StoredRun
 from langgraph_resilience.checkpoint.saver import (
     ReconcileReport,
     ResilientSaver,
@@ -18,5 +19,6 @@ __all__ = [
     "SaverListener",
     "SaverPolicy",
     "SaverStatus",
+    "StoredRun",
     "is_transient",
 ]

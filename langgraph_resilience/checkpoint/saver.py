@@ -41,7 +41,9 @@ from langgraph.checkpoint.base import (
 
 from langgraph_resilience._deadline import await_with_deadline, call_with_deadline
 from langgraph_resilience.breaker import CircuitBreaker
+from langgraph_resilience.checkpoint import recovery
 from langgraph_resilience.checkpoint.policy import SaverPolicy
+from langgraph_resilience.checkpoint.recovery import StoredRun
 from langgraph_resilience.core.clock import Clock, MonotonicClock
 from langgraph_resilience.core.events import (
     BreakerState,
@@ -62,6 +64,7 @@ __all__ = ["ReconcileReport", "ResilientSaver", "SaverListener", "SaverStatus"]
 logger = logging.getLogger("langgraph_resilience.checkpoint")
 
 SaverListener = Callable[[SaverEvent], object]
+StoredRuns = list[StoredRun]  # the class's own `list` method shadows the builtin in its body
 
 PRIMARY: Literal["primary"] = "primary"
 STANDBY: Literal["standby"] = "standby"
@@ -531,6 +534,50 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
             raise SaverUnavailableError("reconcile", _describe(exc)) from exc
         finally:
             self._shared.failback_lock.release()
+
+    # ---- recovery of runs
+
+    def failed_runs(self, *, graph: Any = None) -> StoredRuns:
+        """Threads whose latest checkpoint has a failed task (newest first).
+
+        Pass the compiled ``graph`` to let LangGraph say which nodes are pending.
+        """
+        return recovery.failed_runs(self, graph=graph)
+
+    def interrupted_runs(self, *, graph: Any = None) -> StoredRuns:
+        """Threads cut off with work left: a crash, a kill, a drain (newest first).
+
+        Runs waiting on an ``interrupt()`` are not included; without ``graph``, runs
+        paused by ``interrupt_before``/``interrupt_after`` are (the checkpoint alone
+        cannot tell them from a crash).
+        """
+        return recovery.interrupted_runs(self, graph=graph)
+
+    async def afailed_runs(self, *, graph: Any = None) -> StoredRuns:
+        """Async ``failed_runs``."""
+        return await recovery.afailed_runs(self, graph=graph)
+
+    async def ainterrupted_runs(self, *, graph: Any = None) -> StoredRuns:
+        """Async ``interrupted_runs``."""
+        return await recovery.ainterrupted_runs(self, graph=graph)
+
+    def resume(self, graph: Any, thread_id: str, **kwargs: Any) -> Any:
+        """Run ``thread_id`` on from its latest checkpoint: only the nodes that had not
+        finished run. ``kwargs`` go to ``graph.invoke`` (``durability=``, ...)."""
+        return graph.invoke(None, _thread_config(thread_id), **kwargs)
+
+    async def aresume(self, graph: Any, thread_id: str, **kwargs: Any) -> Any:
+        """Async ``resume``."""
+        return await graph.ainvoke(None, _thread_config(thread_id), **kwargs)
+
+    def rollback(self, thread_id: str, checkpoint_id: str) -> RunnableConfig:
+        """Fork ``thread_id`` back to ``checkpoint_id``: it becomes the latest state
+        again (history is kept), and the next ``resume`` runs on from there."""
+        return recovery.rollback(self, thread_id, checkpoint_id)
+
+    async def arollback(self, thread_id: str, checkpoint_id: str) -> RunnableConfig:
+        """Async ``rollback``."""
+        return await recovery.arollback(self, thread_id, checkpoint_id)
 
     def __repr__(self) -> str:
         standby = "" if self._standby is None else f", standby={type(self._standby).__name__}"

@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "MonotonicClock", "to_seconds"]
+__all__ = ["Clock", "FakeClock", "MonotonicClock", "WallClock", "to_seconds"]
 
 
 @runtime_checkable
@@ -44,6 +44,24 @@ class MonotonicClock:
 
     def __repr__(self) -> str:
         return "MonotonicClock()"
+
+
+class WallClock:
+    """Seconds since the epoch (``time.time``): for times that several processes must
+    agree on, such as a run lease's expiry. Breakers use :class:`MonotonicClock`."""
+
+    __slots__ = ()
+
+    now = staticmethod(time.time)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WallClock)
+
+    def __hash__(self) -> int:
+        return hash(WallClock)
+
+    def __repr__(self) -> str:
+        return "WallClock()"
 
 
 class FakeClock:

@@ -7,9 +7,10 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from langgraph_resilience.stores.leases import InMemoryLeaseStore, LeaseStore
 from langgraph_resilience.stores.letters import InMemoryLetterStore, LetterStore
 
-__all__ = ["mask_url", "open_letter_store"]
+__all__ = ["mask_url", "open_lease_store", "open_letter_store"]
 
 _SECRET_PARAM = re.compile(r"((?:^|&)(?:password|passwd|pass|sslpassword|token)=)[^&]*", re.I)
 
@@ -21,6 +22,12 @@ _LETTER_STORES = {
     "postgres": ("langgraph_resilience.stores.postgres_letters", "PostgresLetterStore"),
     "redis": ("langgraph_resilience.stores.redis_letters", "RedisLetterStore"),
     "rediss": ("langgraph_resilience.stores.redis_letters", "RedisLetterStore"),
+}
+
+_LEASE_STORES = {
+    "sqlite": ("langgraph_resilience.stores.leases", "SqliteLeaseStore"),
+    "postgresql": ("langgraph_resilience.stores.postgres_leases", "PostgresLeaseStore"),
+    "postgres": ("langgraph_resilience.stores.postgres_leases", "PostgresLeaseStore"),
 }
 
 
@@ -73,4 +80,30 @@ def open_letter_store(url: str, **options: Any) -> LetterStore:
         hint = f"pip install 'langgraph-resilience[{extra}]'"
         raise ImportError(f"{mask_url(url)!r} needs the {extra} extra: {hint}") from exc
     store: LetterStore = getattr(module, class_name).from_url(url, **options)
+    return store
+
+
+def open_lease_store(url: str, **options: Any) -> LeaseStore:
+    """The run-lease store for ``url`` (``memory://``, ``sqlite:///...``,
+    ``postgresql://...``); ``options`` go to the backend.
+
+    Raises:
+        ValueError: an unknown scheme (the message lists the known ones).
+        ImportError: the backend's driver is not installed (the message names the extra).
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        if options:
+            raise ValueError(f"memory:// takes no store options, got {sorted(options)}")
+        return InMemoryLeaseStore()
+    if scheme not in _LEASE_STORES:
+        known = ", ".join(["memory://", "sqlite://", "postgresql://"])
+        raise ValueError(f"unknown run-lease store URL {mask_url(url)!r}: use one of {known}")
+    module_name, class_name = _LEASE_STORES[scheme]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        hint = "pip install 'langgraph-resilience[postgres]'"
+        raise ImportError(f"{mask_url(url)!r} needs the postgres extra: {hint}") from exc
+    store: LeaseStore = getattr(module, class_name).from_url(url, **options)
     return store

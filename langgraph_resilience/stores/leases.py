@@ -1,0 +1,258 @@
+"""Run leases: which worker runs which thread, until when.
+
+A lease is a row per thread: its owner, an expiry, and a *token* that grows by one at
+every claim. A worker renews its lease while it runs the thread; when the worker dies
+the lease expires and another worker may claim it. Renewing and releasing name the
+token, so a worker whose lease was taken over can never extend or drop the new one.
+
+Times are seconds since the epoch, given by the caller (``RunLeases`` reads them from
+its clock), so tests drive expiry with a ``FakeClock`` instead of sleeping.
+
+The stores here (memory and SQLite) and ``postgres_leases.PostgresLeaseStore`` pass
+one contract test suite (``tests/stores/lease_contract.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+__all__ = ["InMemoryLeaseStore", "Lease", "LeaseStore", "SqliteLeaseStore"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """A worker's claim on a thread."""
+
+    thread_id: str
+    """The thread."""
+    owner: str
+    """The worker holding it."""
+    token: int
+    """Grows by one at every claim of this thread: proof of which claim this is."""
+    expires_at: float
+    """When it lapses unless renewed (seconds since the epoch)."""
+
+    def expired(self, now: float) -> bool:
+        """Whether the lease has lapsed at ``now``."""
+        return self.expires_at <= now
+
+
+class LeaseStore(Protocol):
+    """Where leases live. Every method is atomic."""
+
+    def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        """Take the thread's lease if nobody holds it, it has expired at ``now``, or
+        ``owner`` already holds it; ``None`` when another owner holds it."""
+        ...
+
+    def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
+        """Extend ``lease``; ``None`` when it was claimed by someone since (lost)."""
+        ...
+
+    def release(self, lease: Lease) -> bool:
+        """Drop ``lease``; ``False`` when it was not held any more."""
+        ...
+
+    def get(self, thread_id: str) -> Lease | None:
+        """The thread's lease, expired or not, if any."""
+        ...
+
+    def expired(self, *, now: float) -> list[Lease]:
+        """Leases that have lapsed at ``now``, oldest expiry first."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources."""
+        ...
+
+
+class InMemoryLeaseStore:
+    """Leases in this process: for tests and notebooks."""
+
+    def __init__(self) -> None:
+        self._leases: dict[str, Lease] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        with self._lock:
+            held = self._leases.get(thread_id)
+            if held is not None and held.owner != owner and not held.expired(now):
+                return None
+            token = 1 if held is None else held.token + 1
+            lease = Lease(thread_id=thread_id, owner=owner, token=token, expires_at=expires_at)
+            self._leases[thread_id] = lease
+            return lease
+
+    def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
+        with self._lock:
+            held = self._leases.get(lease.thread_id)
+            if held is None or held.token != lease.token:
+                return None
+            renewed = replace(held, expires_at=expires_at)
+            self._leases[lease.thread_id] = renewed
+            return renewed
+
+    def release(self, lease: Lease) -> bool:
+        with self._lock:
+            held = self._leases.get(lease.thread_id)
+            if held is None or held.token != lease.token:
+                return False
+            del self._leases[lease.thread_id]
+            return True
+
+    def get(self, thread_id: str) -> Lease | None:
+        with self._lock:
+            return self._leases.get(thread_id)
+
+    def expired(self, *, now: float) -> list[Lease]:
+        with self._lock:
+            lapsed = [lease for lease in self._leases.values() if lease.expired(now)]
+        return sorted(lapsed, key=lambda lease: (lease.expires_at, lease.thread_id))
+
+    def close(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"<InMemoryLeaseStore {len(self._leases)} leases>"
+
+
+# One statement claims atomically: insert, or take over a lapsed (or our own) lease.
+# A fresh thread starts at token 1; a takeover adds one. Shared with Postgres, which
+# only spells placeholders differently.
+CLAIM_SQL = (
+    "INSERT INTO {table} (thread_id, owner, token, expires_at) VALUES (?, ?, 1, ?)"
+    " ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner,"
+    " token = {table}.token + 1, expires_at = excluded.expires_at"
+    " WHERE {table}.expires_at <= ? OR {table}.owner = excluded.owner"
+    " RETURNING token"
+)
+RENEW_SQL = "UPDATE {table} SET expires_at = ? WHERE thread_id = ? AND token = ?"
+RELEASE_SQL = "DELETE FROM {table} WHERE thread_id = ? AND token = ?"
+GET_SQL = "SELECT thread_id, owner, token, expires_at FROM {table} WHERE thread_id = ?"
+EXPIRED_SQL = (
+    "SELECT thread_id, owner, token, expires_at FROM {table}"
+    " WHERE expires_at <= ? ORDER BY expires_at, thread_id"
+)
+TABLE = "langgraph_resilience_run_leases"
+
+
+class SqliteLeaseStore:
+    """Leases in a SQLite file, shared by the processes of one machine.
+
+    Example:
+        ```python
+        from langgraph_resilience.stores.leases import SqliteLeaseStore
+
+        store = SqliteLeaseStore(":memory:")
+        lease = store.claim("thread-1", "worker-a", now=0.0, expires_at=30.0)
+        assert store.claim("thread-1", "worker-b", now=10.0, expires_at=40.0) is None
+        assert store.claim("thread-1", "worker-b", now=31.0, expires_at=61.0) is not None
+        ```
+
+    Args:
+        path: the database file (created with its directory), or ``":memory:"``.
+        timeout: seconds to wait for another process's write lock before failing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = os.fspath(path)
+        """The database file, as given."""
+        if not self.path:
+            raise ValueError("the SQLite lease store needs a file path or ':memory:'")
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # one connection, short statements, no user code
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {TABLE} (thread_id TEXT PRIMARY KEY,"
+                    " owner TEXT NOT NULL, token INTEGER NOT NULL, expires_at REAL NOT NULL)"
+                )
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> SqliteLeaseStore:
+        """Open ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or
+        ``sqlite:///:memory:``."""
+        parts = urlsplit(url)
+        path = parts.path[1:]
+        if parts.scheme.lower() != "sqlite" or parts.netloc or parts.query or not path:
+            raise ValueError(
+                f"bad SQLite URL {url!r}: use sqlite:///relative/path, "
+                "sqlite:////absolute/path or sqlite:///:memory:"
+            )
+        return cls(path, timeout=timeout)
+
+    def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        row = self._one(CLAIM_SQL, (thread_id, owner, expires_at, now))
+        if row is None:
+            return None
+        return Lease(thread_id=thread_id, owner=owner, token=int(row[0]), expires_at=expires_at)
+
+    def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
+        with self._lock:
+            cursor = self._conn.execute(
+                RENEW_SQL.format(table=TABLE), (expires_at, lease.thread_id, lease.token)
+            )
+        return replace(lease, expires_at=expires_at) if cursor.rowcount == 1 else None
+
+    def release(self, lease: Lease) -> bool:
+        with self._lock:
+            cursor = self._conn.execute(
+                RELEASE_SQL.format(table=TABLE), (lease.thread_id, lease.token)
+            )
+        return cursor.rowcount == 1
+
+    def get(self, thread_id: str) -> Lease | None:
+        row = self._one(GET_SQL, (thread_id,))
+        return None if row is None else _lease(row)
+
+    def expired(self, *, now: float) -> list[Lease]:
+        with self._lock:
+            rows = self._conn.execute(EXPIRED_SQL.format(table=TABLE), (now,)).fetchall()
+        return [_lease(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def _one(self, statement: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._conn.execute(
+                statement.format(table=TABLE), params
+            ).fetchone()
+        return row
+
+    def __enter__(self) -> SqliteLeaseStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<SqliteLeaseStore {self.path}>"
+
+
+def _lease(row: tuple[Any, ...]) -> Lease:
+    thread_id, owner, token, expires_at = row
+    return Lease(
+        thread_id=str(thread_id), owner=str(owner), token=int(token), expires_at=float(expires_at)
+    )
