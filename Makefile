@@ -25,6 +25,8 @@ demo: $(VENV)/.runtime
 	$(PY) -m examples.research_team
 	@echo
 	$(PY) -m examples.research_pipeline
+	@echo
+	$(PY) -m examples.checkpoint_failover
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -31,7 +31,7 @@ from langgraph_resilience.stores.letters import DeadLetter
 
 __all__ = ["main"]
 
-DEMOS = ("research_team", "research_pipeline")
+DEMOS = ("research_team", "research_pipeline", "checkpoint_failover")
 """The example modules ``demo`` runs, in order (the same as ``make demo``)."""
 
 STORE_ENV = "LANGGRAPH_RESILIENCE_DLQ"

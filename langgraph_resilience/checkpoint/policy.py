@@ -90,7 +90,10 @@ class SaverPolicy:
 
     At the deadline the call is abandoned, not cancelled (a frozen server never
     acknowledges a cancellation), and the saver fails over without retrying it. An
-    abandoned call keeps its connection until it returns: size a pool for that."""
+    abandoned call keeps its connection until it returns: size a pool for that.
+    Savers that run in this process (``InMemorySaver``, the SQLite savers) are called
+    directly, without a deadline: they cannot hang on a server, SQLite waits at most
+    its busy timeout, and a deadline costs a thread handoff per call."""
 
     attempts: int = 3
     """Tries per call when the primary's error is transient (1 = no retry)."""

@@ -24,10 +24,13 @@ import copy
 import functools
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import tenacity
 from langchain_core.runnables import RunnableConfig
@@ -38,6 +41,8 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
 )
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from langgraph_resilience._deadline import await_with_deadline, call_with_deadline
 from langgraph_resilience.breaker import CircuitBreaker
@@ -58,8 +63,9 @@ from langgraph_resilience.errors import (
     StoreTimeoutError,
 )
 from langgraph_resilience.stores.memory import InMemoryBreakerStore
+from langgraph_resilience.stores.urls import mask_url
 
-__all__ = ["ReconcileReport", "ResilientSaver", "SaverListener", "SaverStatus"]
+__all__ = ["ReconcileReport", "ResilientSaver", "SaverListener", "SaverStatus", "open_standby"]
 
 logger = logging.getLogger("langgraph_resilience.checkpoint")
 
@@ -265,9 +271,11 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
     Args:
         primary: the saver that normally holds the checkpoints (Postgres, SQLite, ...).
         standby: a saver that mirrors every write and takes over when the primary
-            fails. It must use the same version format as the primary (every saver
-            LangGraph ships does). Without one, the adapter still retries, enforces
-            deadlines and fails fast through its breaker.
+            fails, or the URL of one: ``"sqlite:///path/standby.db"`` (the embedded
+            default, see ``open_standby``) or ``"memory://"``. It must use the same
+            version format as the primary (every saver LangGraph ships does).
+            Without one, the adapter still retries, enforces deadlines and fails fast
+            through its breaker.
         policy: deadlines, retries, the breaker and fail-back; ``SaverPolicy()``.
         name: shown in events, logs and the breaker's name (``checkpointer:<name>``).
         breaker: a breaker for the primary, e.g. one shared by several processes
@@ -280,10 +288,10 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         cls,
         primary: BaseCheckpointSaver[Any],
         *,
-        standby: BaseCheckpointSaver[Any] | None = None,
+        standby: BaseCheckpointSaver[Any] | str | None = None,
         **_: Any,
     ) -> ResilientSaver:
-        stores = [primary] if standby is None else [primary, standby]
+        stores = [primary] if standby is None or isinstance(standby, str) else [primary, standby]
         shared = frozenset(m for m in _EXTENDED if all(_supports(s, m) for s in stores))
         return super().__new__(_class_with(cls, shared))
 
@@ -291,13 +299,15 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         self,
         primary: BaseCheckpointSaver[Any],
         *,
-        standby: BaseCheckpointSaver[Any] | None = None,
+        standby: BaseCheckpointSaver[Any] | str | None = None,
         policy: SaverPolicy | None = None,
         name: str = "checkpointer",
         breaker: CircuitBreaker | None = None,
         clock: Clock | None = None,
         listeners: Iterable[SaverListener] = (),
     ) -> None:
+        if isinstance(standby, str):
+            standby = open_standby(standby)
         if not isinstance(primary, BaseCheckpointSaver):
             raise TypeError(f"primary must be a LangGraph checkpoint saver, got {primary!r}")
         if standby is not None and not isinstance(standby, BaseCheckpointSaver):
@@ -316,7 +326,9 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         self._primary = primary
         self._standby = standby
         self._policy = policy
-        self._deadline = policy.deadline
+        # A store in this process cannot hang on a server (SQLite waits at most its busy
+        # timeout), so it is called directly: a deadline costs a thread handoff per call.
+        self._deadline = None if _in_process(primary) else policy.deadline
         self._clock = clock or MonotonicClock()
         self._breaker = breaker or CircuitBreaker(
             f"checkpointer:{name}", policy.breaker, clock=clock, store=InMemoryBreakerStore()
@@ -639,20 +651,18 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
             shared.active = STANDBY
             if not isinstance(error, CircuitOpenError) or shared.last_error is None:
                 shared.last_error = _describe(error)  # the cause, not the breaker that followed
+            cause = shared.last_error
             if switched:
                 shared.failovers += 1
         if switched:
             logger.warning(
                 "checkpointer %r: the primary failed (%s); failing over to the standby",
                 shared.name,
-                shared.last_error,
+                cause,
             )
             self._emit(
                 SaverFailedOver(
-                    saver=shared.name,
-                    at=self._clock.now(),
-                    operation=method,
-                    error=_describe(error),
+                    saver=shared.name, at=self._clock.now(), operation=method, error=cause
                 )
             )
 
@@ -686,6 +696,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         except Exception as exc:
             if self._policy.transient(exc):
                 attempt.fail(exc)
+                self._saw(exc)
             else:
                 attempt.abandon()  # the store answered: it is up
             raise
@@ -725,6 +736,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         except Exception as exc:
             if self._policy.transient(exc):
                 attempt.fail(exc)
+                self._saw(exc)
             else:
                 attempt.abandon()
             raise
@@ -733,6 +745,11 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
             raise
         attempt.succeed()
         return result
+
+    def _saw(self, error: Exception) -> None:
+        """Keep the primary's latest real error: the failover reports it, rather than
+        the ``CircuitOpenError`` that a concurrent call may meet afterwards."""
+        self._shared.last_error = _describe(error)
 
     def _timed_out(self, method: str) -> Callable[[], StoreTimeoutError]:
         return functools.partial(StoreTimeoutError, PRIMARY, method, self._deadline or 0.0)
@@ -1050,6 +1067,39 @@ def _supports(store: BaseCheckpointSaver[Any], method: str) -> bool:
         getattr(cls, name) is not getattr(BaseCheckpointSaver, name)
         for name in (method, "a" + method)
     )
+
+
+def open_standby(url: str) -> BaseCheckpointSaver[Any]:
+    """The standby saver for ``url``: ``sqlite:///relative/path``,
+    ``sqlite:////absolute/path`` or ``memory://``.
+
+    The SQLite file is opened in WAL mode with ``synchronous=NORMAL``: a commit
+    survives a crash of the process, and the standby does not pay an fsync per write
+    (the primary is the durable copy; the standby only has to outlive it).
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "memory":
+        return InMemorySaver()
+    path = parts.path[1:]
+    if scheme != "sqlite" or parts.netloc or parts.query or not path:
+        raise ValueError(
+            f"standby URL {mask_url(url)!r} is not supported: use sqlite:///relative/path, "
+            "sqlite:////absolute/path or memory://"
+        )
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False)  # SqliteSaver locks around use
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    saver = SqliteSaver(conn)
+    saver.setup()
+    return saver
+
+
+def _in_process(store: BaseCheckpointSaver[Any]) -> bool:
+    module = type(store).__module__
+    return module.startswith(("langgraph.checkpoint.memory", "langgraph.checkpoint.sqlite"))
 
 
 def _sync_method(store: BaseCheckpointSaver[Any], method: str) -> Callable[..., Any]:
