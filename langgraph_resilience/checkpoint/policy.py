@@ -60,7 +60,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _default_wait() -> wait_base:
-    return tenacity.wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05)
+    return tenacity.wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05)
 
 
 def _default_breaker() -> BreakerPolicy:

@@ -11,6 +11,7 @@ the next step boundary and raises ``LeaseLostError``: two workers never run one 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -30,6 +31,8 @@ from langgraph_resilience.leases import RunLeases
 from langgraph_resilience.stores.leases import Lease
 
 __all__ = ["RunWorker"]
+
+logger = logging.getLogger("langgraph_resilience.worker")
 
 _LOST = "langgraph-resilience: run lease lost"
 
@@ -133,25 +136,45 @@ class RunWorker:
         standby claimed first is skipped). ``kwargs`` go to ``invoke``.
         """
         results: dict[str, Any] = {}
-        for thread_id in self._orphans():
+        for lease in self._orphans():
+            thread_id = lease.thread_id
+            if self.graph.checkpointer.get_tuple(_config(None, thread_id)) is None:
+                self._nothing_to_resume(lease)
+                continue
             try:
                 results[thread_id] = self.run(thread_id, None, **kwargs)
-            except LeaseHeldError:  # noqa: PERF203 - another standby was quicker
+            except LeaseHeldError:  # another standby was quicker
                 continue
         return results
 
     async def arecover(self, **kwargs: Any) -> dict[str, Any]:
         """Async ``recover``."""
         results: dict[str, Any] = {}
-        for thread_id in self._orphans():
+        for lease in self._orphans():
+            thread_id = lease.thread_id
+            if await self.graph.checkpointer.aget_tuple(_config(None, thread_id)) is None:
+                self._nothing_to_resume(lease)
+                continue
             try:
                 results[thread_id] = await self.arun(thread_id, None, **kwargs)
-            except LeaseHeldError:  # noqa: PERF203
+            except LeaseHeldError:
                 continue
         return results
 
-    def _orphans(self) -> list[str]:
-        return [lease.thread_id for lease in self.leases.expired()]
+    def _orphans(self) -> list[Lease]:
+        return self.leases.expired()
+
+    def _nothing_to_resume(self, lease: Lease) -> bool:
+        """A worker that died before its first checkpoint saved nothing, not even the
+        input: drop its lease with a warning (the thread must be submitted again)."""
+        if self.leases.store.release(lease):
+            logger.warning(
+                "thread %r: worker %r died before its first checkpoint; nothing to resume, "
+                "submit the thread again",
+                lease.thread_id,
+                lease.owner,
+            )
+        return True
 
     @contextmanager
     def _leased(self, thread_id: str) -> Iterator[tuple[RunControl, threading.Event]]:
