@@ -116,3 +116,29 @@ def test_routes_notebook_tells_the_story(executed: dict[str, Any]) -> None:
 
     assert "report: Tides follow the Moon." in text["gate"]
     assert "gate passed=True score=0.9 after 1 verifier round(s)" in text["gate"]
+
+
+@pytest.mark.slow
+def test_checkpoints_notebook_tells_the_story(executed: dict[str, Any]) -> None:
+    nb = executed["checkpoints.ipynb"]
+    text = {cell.id: outputs_text(cell) for cell in nb.cells if cell.cell_type == "code"}
+
+    outage = text["outage"]
+    assert "SaverFailedOver" in outage
+    assert "finished: ['receive', 'charge', 'ship']" in outage
+    assert "active='standby'" in outage
+    assert "pending_threads=('order-1',)" in outage
+    assert ">standby</b>" in outage  # the status's HTML table
+
+    failback = text["failback"]
+    assert "SaverFailedBack" in failback
+    assert "same history on both: True" in failback
+    assert "pending_threads=()" in failback
+
+    recovery = text["recovery"]
+    assert "order-2: stopped before ('ship',), status interrupted" in recovery
+    assert "resumed: ['receive', 'charge', 'ship']" in recovery
+    assert "rolled back to: ['receive']" in recovery
+
+    assert "before the lease expires: {}" in text["leases"]
+    assert "after: {'order-3': ['receive', 'charge', 'ship']}" in text["leases"]
