@@ -80,6 +80,12 @@ class RunLeases:
         now = self._clock.now()
         return self.store.claim(thread_id, owner, now=now, expires_at=now + self.ttl)
 
+    def take_over(self, lease: Lease, *, owner: str) -> Lease | None:
+        """Claim ``lease``'s thread only if ``lease`` is still its current, expired
+        lease (not claimed or released since it was listed by ``expired()``)."""
+        now = self._clock.now()
+        return self.store.take_over(lease, owner, now=now, expires_at=now + self.ttl)
+
     def renew(self, lease: Lease) -> Lease | None:
         """Extend ``lease`` by ``ttl`` from now; ``None`` if it was claimed by another."""
         return self.store.renew(lease, expires_at=self._clock.now() + self.ttl)

@@ -87,6 +87,8 @@ class RunWorker:
         interval = leases.ttl / 3 if heartbeat is None else heartbeat
         self.heartbeat = to_seconds(interval, field="heartbeat", allow_zero=False)
         """Seconds between lease renewals."""
+        self._running: set[str] = set()  # threads this worker runs now
+        self._lock = threading.Lock()
         if self.heartbeat >= leases.ttl:
             raise ValueError(
                 f"heartbeat must be shorter than the lease ttl ({leases.ttl:g}s), "
@@ -101,100 +103,131 @@ class RunWorker:
         ``kwargs`` go to ``invoke``. Pass ``input=None`` to resume the thread.
 
         Raises:
-            LeaseHeldError: another worker holds the thread.
+            LeaseHeldError: another worker holds the thread, or this worker is running
+                it already.
             LeaseLostError: the lease was taken over during the run; the run stopped
                 at a step boundary and the new holder resumes it.
         """
-        with self._leased(thread_id) as (control, lost):
-            try:
-                return self.graph.invoke(
-                    input, _config(config, thread_id), control=control, **kwargs
-                )
-            except GraphDrained:
-                if lost.is_set():
-                    raise LeaseLostError(thread_id, self.owner) from None
-                raise
+        with self._leased(thread_id, None) as control:
+            return self.graph.invoke(input, _config(config, thread_id), control=control, **kwargs)
 
     async def arun(
         self, thread_id: str, input: Any, *, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Any:
         """Async ``run``."""
-        with self._leased(thread_id) as (control, lost):
-            try:
-                return await self.graph.ainvoke(
-                    input, _config(config, thread_id), control=control, **kwargs
-                )
-            except GraphDrained:
-                if lost.is_set():
-                    raise LeaseLostError(thread_id, self.owner) from None
-                raise
+        with self._leased(thread_id, None) as control:
+            return await self.graph.ainvoke(
+                input, _config(config, thread_id), control=control, **kwargs
+            )
 
     def recover(self, **kwargs: Any) -> dict[str, Any]:
-        """Claim each thread whose lease expired and resume it from its checkpoint.
+        """Take over each thread whose lease expired and resume it from its checkpoint.
 
-        Returns the final state of each thread this worker resumed (a thread another
-        standby claimed first is skipped). ``kwargs`` go to ``invoke``.
+        Only the lease that was listed is taken over: a thread that another standby
+        claimed or finished in the meantime is skipped. A resumed run that fails does
+        not stop the others; the first such error is raised at the end (the others
+        are logged, and every failed thread shows in ``failed_runs()``).
+
+        Returns:
+            The final state of each thread this worker resumed. ``kwargs`` go to
+            ``invoke``.
         """
         results: dict[str, Any] = {}
-        for lease in self._orphans():
-            thread_id = lease.thread_id
-            if self.graph.checkpointer.get_tuple(_config(None, thread_id)) is None:
-                self._nothing_to_resume(lease)
+        errors: list[Exception] = []
+        for orphan in self.leases.expired():
+            thread_id = orphan.thread_id
+            config = _config(None, thread_id)
+            if self.graph.checkpointer.get_tuple(config) is None:
+                self._nothing_to_resume(orphan)
                 continue
             try:
-                results[thread_id] = self.run(thread_id, None, **kwargs)
+                with self._leased(thread_id, orphan) as control:
+                    results[thread_id] = self.graph.invoke(None, config, control=control, **kwargs)
             except LeaseHeldError:  # another standby was quicker
                 continue
+            except Exception as exc:
+                self._failed(thread_id, exc, errors)
+        if errors:
+            raise errors[0]
         return results
 
     async def arecover(self, **kwargs: Any) -> dict[str, Any]:
         """Async ``recover``."""
         results: dict[str, Any] = {}
-        for lease in self._orphans():
-            thread_id = lease.thread_id
-            if await self.graph.checkpointer.aget_tuple(_config(None, thread_id)) is None:
-                self._nothing_to_resume(lease)
+        errors: list[Exception] = []
+        for orphan in self.leases.expired():
+            thread_id = orphan.thread_id
+            config = _config(None, thread_id)
+            if await self.graph.checkpointer.aget_tuple(config) is None:
+                self._nothing_to_resume(orphan)
                 continue
             try:
-                results[thread_id] = await self.arun(thread_id, None, **kwargs)
+                with self._leased(thread_id, orphan) as control:
+                    results[thread_id] = await self.graph.ainvoke(
+                        None, config, control=control, **kwargs
+                    )
             except LeaseHeldError:
                 continue
+            except Exception as exc:
+                self._failed(thread_id, exc, errors)
+        if errors:
+            raise errors[0]
         return results
 
-    def _orphans(self) -> list[Lease]:
-        return self.leases.expired()
+    def _failed(self, thread_id: str, error: Exception, errors: list[Exception]) -> None:
+        if errors:  # the first is raised at the end; the others would be lost
+            logger.error("thread %r: the resumed run failed: %r", thread_id, error)
+        errors.append(error)
 
-    def _nothing_to_resume(self, lease: Lease) -> bool:
+    def _nothing_to_resume(self, lease: Lease) -> None:
         """A worker that died before its first checkpoint saved nothing, not even the
         input: drop its lease with a warning (the thread must be submitted again)."""
-        if self.leases.store.release(lease):
+        if self.leases.release(lease):
             logger.warning(
                 "thread %r: worker %r died before its first checkpoint; nothing to resume, "
                 "submit the thread again",
                 lease.thread_id,
                 lease.owner,
             )
-        return True
 
     @contextmanager
-    def _leased(self, thread_id: str) -> Iterator[tuple[RunControl, threading.Event]]:
-        lease = self.leases.claim(thread_id, owner=self.owner)
-        if lease is None:
-            held = self.leases.store.get(thread_id)
-            raise LeaseHeldError(
-                thread_id,
-                "?" if held is None else held.owner,
-                0.0 if held is None else held.expires_at,
-            )
-        control, lost = RunControl(), threading.Event()
-        beat = _Heartbeat(self.leases, lease, self.heartbeat, lambda: _lose(control, lost))
-        beat.start()
+    def _leased(self, thread_id: str, orphan: Lease | None) -> Iterator[RunControl]:
+        """Hold the thread's lease (``orphan``: take over exactly that expired lease)
+        with a heartbeat, and give it back at the end unless it was lost. The run is
+        given a ``RunControl`` that the heartbeat drains if the lease is lost; that
+        drain comes out as ``LeaseLostError``."""
+        with self._lock:
+            if thread_id in self._running:
+                raise LeaseHeldError(thread_id, self.owner, 0.0)
+            self._running.add(thread_id)
         try:
-            yield control, lost
+            if orphan is None:
+                lease = self.leases.claim(thread_id, owner=self.owner)
+            else:
+                lease = self.leases.take_over(orphan, owner=self.owner)
+            if lease is None:
+                held = self.leases.holder(thread_id)
+                raise LeaseHeldError(
+                    thread_id,
+                    "?" if held is None else held.owner,
+                    0.0 if held is None else held.expires_at,
+                )
+            control, lost = RunControl(), threading.Event()
+            beat = _Heartbeat(self.leases, lease, self.heartbeat, lambda: _lose(control, lost))
+            beat.start()
+            try:
+                yield control
+            except GraphDrained:
+                if lost.is_set():
+                    raise LeaseLostError(thread_id, self.owner) from None
+                raise
+            finally:
+                final = beat.stop()
+                if not lost.is_set():
+                    self.leases.release(final)
         finally:
-            final = beat.stop()
-            if not lost.is_set():
-                self.leases.release(final)
+            with self._lock:
+                self._running.discard(thread_id)
 
     def __repr__(self) -> str:
         return f"<RunWorker {self.owner!r} {self.leases!r}>"

@@ -3,7 +3,9 @@
 A lease is a row per thread: its owner, an expiry, and a *token* that grows by one at
 every claim. A worker renews its lease while it runs the thread; when the worker dies
 the lease expires and another worker may claim it. Renewing and releasing name the
-token, so a worker whose lease was taken over can never extend or drop the new one.
+owner and the token, so a worker whose lease was taken over can never extend or drop
+the new one. Releasing keeps the row (owner ``""``, already expired), so a thread's
+tokens never start again from 1.
 
 Times are seconds since the epoch, given by the caller (``RunLeases`` reads them from
 its clock), so tests drive expiry with a ``FakeClock`` instead of sleeping.
@@ -23,7 +25,7 @@ from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-__all__ = ["InMemoryLeaseStore", "Lease", "LeaseStore", "SqliteLeaseStore"]
+__all__ = ["RELEASED", "InMemoryLeaseStore", "Lease", "LeaseStore", "SqliteLeaseStore"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +54,11 @@ class LeaseStore(Protocol):
         ``owner`` already holds it; ``None`` when another owner holds it."""
         ...
 
+    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        """Claim the thread only if ``lease`` (an expired lease that was listed) is still
+        its current, expired lease; ``None`` when anyone claimed or released it since."""
+        ...
+
     def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
         """Extend ``lease``; ``None`` when it was claimed by someone since (lost)."""
         ...
@@ -61,16 +68,20 @@ class LeaseStore(Protocol):
         ...
 
     def get(self, thread_id: str) -> Lease | None:
-        """The thread's lease, expired or not, if any."""
+        """The thread's lease, expired or not, unless it was released."""
         ...
 
     def expired(self, *, now: float) -> list[Lease]:
-        """Leases that have lapsed at ``now``, oldest expiry first."""
+        """Leases that have lapsed at ``now`` without being released, oldest expiry first."""
         ...
 
     def close(self) -> None:
         """Release the store's resources."""
         ...
+
+
+RELEASED = ""
+"""The owner of a released lease: the row stays, so the thread's tokens keep growing."""
 
 
 class InMemoryLeaseStore:
@@ -83,62 +94,91 @@ class InMemoryLeaseStore:
     def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
         with self._lock:
             held = self._leases.get(thread_id)
-            if held is not None and held.owner != owner and not held.expired(now):
+            if held is not None and held.owner not in (owner, RELEASED) and not held.expired(now):
                 return None
-            token = 1 if held is None else held.token + 1
-            lease = Lease(thread_id=thread_id, owner=owner, token=token, expires_at=expires_at)
-            self._leases[thread_id] = lease
-            return lease
+            return self._grant(thread_id, owner, held, expires_at)
+
+    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        with self._lock:
+            held = self._leases.get(lease.thread_id)
+            if held != lease or held.owner == RELEASED or not held.expired(now):
+                return None
+            return self._grant(lease.thread_id, owner, held, expires_at)
+
+    def _grant(self, thread_id: str, owner: str, held: Lease | None, expires_at: float) -> Lease:
+        token = 1 if held is None else held.token + 1
+        lease = Lease(thread_id=thread_id, owner=owner, token=token, expires_at=expires_at)
+        self._leases[thread_id] = lease
+        return lease
 
     def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
         with self._lock:
             held = self._leases.get(lease.thread_id)
-            if held is None or held.token != lease.token:
+            if not _same_holder(held, lease):
                 return None
-            renewed = replace(held, expires_at=expires_at)
+            renewed = replace(lease, expires_at=expires_at)
             self._leases[lease.thread_id] = renewed
             return renewed
 
     def release(self, lease: Lease) -> bool:
         with self._lock:
             held = self._leases.get(lease.thread_id)
-            if held is None or held.token != lease.token:
+            if not _same_holder(held, lease):
                 return False
-            del self._leases[lease.thread_id]
+            self._leases[lease.thread_id] = replace(lease, owner=RELEASED, expires_at=0.0)
             return True
 
     def get(self, thread_id: str) -> Lease | None:
         with self._lock:
-            return self._leases.get(thread_id)
+            held = self._leases.get(thread_id)
+        return None if held is None or held.owner == RELEASED else held
 
     def expired(self, *, now: float) -> list[Lease]:
         with self._lock:
-            lapsed = [lease for lease in self._leases.values() if lease.expired(now)]
+            lapsed = [
+                lease
+                for lease in self._leases.values()
+                if lease.owner != RELEASED and lease.expired(now)
+            ]
         return sorted(lapsed, key=lambda lease: (lease.expires_at, lease.thread_id))
 
     def close(self) -> None:
         pass
 
     def __repr__(self) -> str:
-        return f"<InMemoryLeaseStore {len(self._leases)} leases>"
+        return f"<InMemoryLeaseStore {len(self._leases)} threads>"
 
 
-# One statement claims atomically: insert, or take over a lapsed (or our own) lease.
-# A fresh thread starts at token 1; a takeover adds one. Shared with Postgres, which
-# only spells placeholders differently.
+def _same_holder(held: Lease | None, lease: Lease) -> bool:
+    return held is not None and held.token == lease.token and held.owner == lease.owner
+
+
+# One statement claims atomically: insert, or take over a lapsed, released (owner '')
+# or our own lease. A fresh thread starts at token 1; every later claim adds one.
+# Shared with Postgres, which only spells placeholders differently.
 CLAIM_SQL = (
     "INSERT INTO {table} (thread_id, owner, token, expires_at) VALUES (?, ?, 1, ?)"
     " ON CONFLICT (thread_id) DO UPDATE SET owner = excluded.owner,"
     " token = {table}.token + 1, expires_at = excluded.expires_at"
-    " WHERE {table}.expires_at <= ? OR {table}.owner = excluded.owner"
+    " WHERE {table}.expires_at <= ? OR {table}.owner IN (excluded.owner, '')"
     " RETURNING token"
 )
-RENEW_SQL = "UPDATE {table} SET expires_at = ? WHERE thread_id = ? AND token = ?"
-RELEASE_SQL = "DELETE FROM {table} WHERE thread_id = ? AND token = ?"
-GET_SQL = "SELECT thread_id, owner, token, expires_at FROM {table} WHERE thread_id = ?"
+# Only the listed expired lease: not one claimed or released since it was listed.
+TAKE_OVER_SQL = (
+    "UPDATE {table} SET owner = ?, token = token + 1, expires_at = ?"
+    " WHERE thread_id = ? AND token = ? AND owner = ? AND owner <> '' AND expires_at <= ?"
+    " RETURNING token"
+)
+RENEW_SQL = "UPDATE {table} SET expires_at = ? WHERE thread_id = ? AND token = ? AND owner = ?"
+RELEASE_SQL = (
+    "UPDATE {table} SET owner = '', expires_at = 0 WHERE thread_id = ? AND token = ? AND owner = ?"
+)
+GET_SQL = (
+    "SELECT thread_id, owner, token, expires_at FROM {table} WHERE thread_id = ? AND owner <> ''"
+)
 EXPIRED_SQL = (
     "SELECT thread_id, owner, token, expires_at FROM {table}"
-    " WHERE expires_at <= ? ORDER BY expires_at, thread_id"
+    " WHERE expires_at <= ? AND owner <> '' ORDER BY expires_at, thread_id"
 )
 TABLE = "langgraph_resilience_run_leases"
 
@@ -202,18 +242,26 @@ class SqliteLeaseStore:
             return None
         return Lease(thread_id=thread_id, owner=owner, token=int(row[0]), expires_at=expires_at)
 
+    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        row = self._one(
+            TAKE_OVER_SQL, (owner, expires_at, lease.thread_id, lease.token, lease.owner, now)
+        )
+        if row is None:
+            return None
+        return Lease(
+            thread_id=lease.thread_id, owner=owner, token=int(row[0]), expires_at=expires_at
+        )
+
     def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
+        params = (expires_at, lease.thread_id, lease.token, lease.owner)
         with self._lock:
-            cursor = self._conn.execute(
-                RENEW_SQL.format(table=TABLE), (expires_at, lease.thread_id, lease.token)
-            )
+            cursor = self._conn.execute(RENEW_SQL.format(table=TABLE), params)
         return replace(lease, expires_at=expires_at) if cursor.rowcount == 1 else None
 
     def release(self, lease: Lease) -> bool:
+        params = (lease.thread_id, lease.token, lease.owner)
         with self._lock:
-            cursor = self._conn.execute(
-                RELEASE_SQL.format(table=TABLE), (lease.thread_id, lease.token)
-            )
+            cursor = self._conn.execute(RELEASE_SQL.format(table=TABLE), params)
         return cursor.rowcount == 1
 
     def get(self, thread_id: str) -> Lease | None:

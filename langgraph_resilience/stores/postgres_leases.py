@@ -21,6 +21,7 @@ from langgraph_resilience.stores.leases import (
     RELEASE_SQL,
     RENEW_SQL,
     TABLE,
+    TAKE_OVER_SQL,
     Lease,
     _lease,
 )
@@ -35,6 +36,7 @@ def _pg(statement: str) -> bytes:
 
 
 _CLAIM, _RENEW, _RELEASE = _pg(CLAIM_SQL), _pg(RENEW_SQL), _pg(RELEASE_SQL)
+_TAKE_OVER = _pg(TAKE_OVER_SQL)
 _GET, _EXPIRED = _pg(GET_SQL), _pg(EXPIRED_SQL)
 
 
@@ -86,9 +88,19 @@ class PostgresLeaseStore:
             return None
         return Lease(thread_id=thread_id, owner=owner, token=int(row[0]), expires_at=expires_at)
 
+    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        row = self._one(
+            _TAKE_OVER, (owner, expires_at, lease.thread_id, lease.token, lease.owner, now)
+        )
+        if row is None:
+            return None
+        return Lease(
+            thread_id=lease.thread_id, owner=owner, token=int(row[0]), expires_at=expires_at
+        )
+
     def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
         with self._pool.connection() as conn:
-            cursor = conn.execute(_RENEW, (expires_at, lease.thread_id, lease.token))
+            cursor = conn.execute(_RENEW, (expires_at, lease.thread_id, lease.token, lease.owner))
         if cursor.rowcount != 1:
             return None
         return Lease(
@@ -97,7 +109,7 @@ class PostgresLeaseStore:
 
     def release(self, lease: Lease) -> bool:
         with self._pool.connection() as conn:
-            cursor = conn.execute(_RELEASE, (lease.thread_id, lease.token))
+            cursor = conn.execute(_RELEASE, (lease.thread_id, lease.token, lease.owner))
         return cursor.rowcount == 1
 
     def get(self, thread_id: str) -> Lease | None:
