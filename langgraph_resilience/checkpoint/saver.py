@@ -49,7 +49,7 @@ from langgraph_resilience.breaker import CircuitBreaker
 from langgraph_resilience.checkpoint import recovery
 from langgraph_resilience.checkpoint.policy import SaverPolicy
 from langgraph_resilience.checkpoint.recovery import StoredRun
-from langgraph_resilience.core.clock import Clock, MonotonicClock
+from langgraph_resilience.core.clock import Clock, MonotonicClock, to_seconds
 from langgraph_resilience.core.events import (
     BreakerState,
     MirrorFailed,
@@ -160,7 +160,9 @@ class _Shared:
         self.journal: list[_Pending] = []
         self.inflight = 0  # standby writes running now; fail-back waits for them
         self.failovers = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the cause of the latest failover
+        self.recent_error: str | None = None  # the primary's latest transient error
+        self.failed_over_at = 0.0
         self.listeners: list[SaverListener] = list(listeners)
         self.sync_only: set[tuple[int, str]] = set()  # (id(store), method) whose a* raises
 
@@ -173,6 +175,9 @@ class _Shared:
         with self.lock:
             if not (entry.kind == "sync" and self.journal and self.journal[-1] == entry):
                 self.journal.append(entry)
+
+
+_STOP = object()  # tells the mirror thread to exit
 
 
 class _Mirror:
@@ -189,13 +194,14 @@ class _Mirror:
         self.done = 0
         self.failures = 0
         self.on_failure: Callable[[str, str | None, BaseException], None] | None = None
+        self.closed = False
 
     @property
     def lag(self) -> int:
         return max(self.submitted - self.done, 0)
 
     def submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if self._thread is None:
+        if self._thread is None or self.closed:
             self._start()
         self.submitted += 1
         self._queue.put((method, args, kwargs))
@@ -210,8 +216,18 @@ class _Mirror:
         self._queue.put(written)
         written.wait()
 
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        with self._start_lock:
+            thread, self.closed = self._thread, True
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join()
+
     def _start(self) -> None:
         with self._start_lock:
+            if self.closed:
+                raise RuntimeError(f"ResilientSaver {self._saver!r} is closed")
             if self._thread is None:
                 thread = threading.Thread(
                     target=self._run, name=f"langgraph-resilience-mirror-{self._saver}", daemon=True
@@ -223,6 +239,8 @@ class _Mirror:
         store, policy = self._store, self._policy
         while True:
             item = self._queue.get()
+            if item is _STOP:
+                return
             if isinstance(item, threading.Event):
                 item.set()
                 continue
@@ -306,6 +324,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         clock: Clock | None = None,
         listeners: Iterable[SaverListener] = (),
     ) -> None:
+        owns_standby = isinstance(standby, str)
         if isinstance(standby, str):
             standby = open_standby(standby)
         if not isinstance(primary, BaseCheckpointSaver):
@@ -329,10 +348,14 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         # A store in this process cannot hang on a server (SQLite waits at most its busy
         # timeout), so it is called directly: a deadline costs a thread handoff per call.
         self._deadline = None if _in_process(primary) else policy.deadline
+        self._recovery_timeout = to_seconds(
+            policy.breaker.recovery_timeout, field="SaverPolicy.breaker.recovery_timeout"
+        )
         self._clock = clock or MonotonicClock()
         self._breaker = breaker or CircuitBreaker(
             f"checkpointer:{name}", policy.breaker, clock=clock, store=InMemoryBreakerStore()
         )
+        self._owns_standby = owns_standby
         self._shared = _Shared(name, listeners)
         self._mirror: _Mirror | None = None
         if standby is not None:
@@ -591,6 +614,41 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         """Async ``rollback``."""
         return await recovery.arollback(self, thread_id, checkpoint_id)
 
+    def close(self) -> None:
+        """Write what the mirror has queued, then stop its thread.
+
+        The wrapped savers stay open (they are yours to close, after this), except a
+        standby the saver opened from a URL, which it closes.
+        """
+        if self._mirror is not None:
+            self._mirror.close()
+        standby = self._standby
+        if self._owns_standby and isinstance(standby, SqliteSaver):
+            with standby.lock:
+                standby.conn.close()
+
+    async def aclose(self) -> None:
+        """Async ``close()``."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> ResilientSaver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ResilientSaver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __copy__(self) -> ResilientSaver:
+        # __new__ needs the wrapped savers; a copy shares this one's state anyway.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def __repr__(self) -> str:
         standby = "" if self._standby is None else f", standby={type(self._standby).__name__}"
         return (
@@ -641,19 +699,19 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         or there is nothing to switch to."""
         if not self._policy.transient(error):
             raise error
-        if self._standby is None:
-            raise SaverUnavailableError(
-                method, f"the primary failed: {_describe(error)}"
-            ) from error
         shared = self._shared
+        # An open breaker is a consequence; name the primary's own error as the cause.
+        cause = shared.recent_error if isinstance(error, CircuitOpenError) else None
+        cause = cause or _describe(error)
+        if self._standby is None:
+            raise SaverUnavailableError(method, f"the primary failed: {cause}") from error
         with shared.lock:
             switched = shared.active is PRIMARY
             shared.active = STANDBY
-            if not isinstance(error, CircuitOpenError) or shared.last_error is None:
-                shared.last_error = _describe(error)  # the cause, not the breaker that followed
-            cause = shared.last_error
+            shared.last_error = cause
             if switched:
                 shared.failovers += 1
+                shared.failed_over_at = self._clock.now()
         if switched:
             logger.warning(
                 "checkpointer %r: the primary failed (%s); failing over to the standby",
@@ -662,7 +720,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
             )
             self._emit(
                 SaverFailedOver(
-                    saver=shared.name, at=self._clock.now(), operation=method, error=cause
+                    saver=shared.name, at=shared.failed_over_at, operation=method, error=cause
                 )
             )
 
@@ -747,9 +805,9 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         return result
 
     def _saw(self, error: Exception) -> None:
-        """Keep the primary's latest real error: the failover reports it, rather than
-        the ``CircuitOpenError`` that a concurrent call may meet afterwards."""
-        self._shared.last_error = _describe(error)
+        """Keep the primary's latest real error: a failover reports it, rather than the
+        ``CircuitOpenError`` that a retry or a concurrent call may meet afterwards."""
+        self._shared.recent_error = _describe(error)
 
     def _timed_out(self, method: str) -> Callable[[], StoreTimeoutError]:
         return functools.partial(StoreTimeoutError, PRIMARY, method, self._deadline or 0.0)
@@ -850,11 +908,15 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
     # ---- fail-back and reconciliation
 
     def _failback_due(self) -> bool:
-        return (
-            self._standby is not None
-            and self._policy.failback
-            and self._breaker.state is not BreakerState.OPEN
-        )
+        """Whether to try the primary again: the breaker admits a trial, and the breaker's
+        recovery timeout has passed since the failover. (A call abandoned at its deadline
+        counts one failure, which may not open the breaker; without the second rule
+        every call would wait out the frozen primary's deadline again.)"""
+        if self._standby is None or not self._policy.failback:
+            return False
+        if self._clock.now() - self._shared.failed_over_at < self._recovery_timeout:
+            return False
+        return self._breaker.state is not BreakerState.OPEN
 
     def _try_failback(self) -> bool:
         """On the standby: if the breaker admits a trial, reconcile and fail back."""
