@@ -1,9 +1,10 @@
 """``make bench``: closed-breaker overhead, guard's cost per node-step, fail-fast, the
-ledger's cost per node-step, and the dead-letter queue's ``put`` against the raw drivers.
+ledger's cost per node-step, the dead-letter queue's ``put`` against the raw drivers, and
+``ResilientSaver``'s cost per step, failover latency and lost checkpoints.
 
 Usage::
 
-    .venv/bin/python -m benchmarks.run            # the full run, about 5-6 minutes
+    .venv/bin/python -m benchmarks.run            # the full run, about 7-8 minutes
     .venv/bin/python -m benchmarks.run --quick    # a smoke test, about 30 seconds
     .venv/bin/python -m benchmarks.run --parts 1  # only the overhead table
 
@@ -30,6 +31,8 @@ from .graph_step import run_graph_step
 from .ledger import NODES as NODES_BREAKDOWN
 from .ledger import run_ledger
 from .overhead import run_overhead
+from .saver import BACKEND_LABELS as SAVER_LABELS
+from .saver import GOAL_LOST, GOAL_MIRROR_PCT, GOAL_PASS_PCT, VARIANT_LABELS, run_saver
 
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -51,6 +54,8 @@ GOAL_STEP_PCT = 2.0  # guard's cost per node-step, % of an unguarded step
 GOAL_FAIL_FAST = 20.0  # wall time of case A / case D
 GOAL_LEDGER_PCT = 5.0  # the ledger's cost per node-step, % of a guarded step without it
 # GOAL_DLQ_RATIO (1.5, in dead_letters.py): DeadLetterQueue.put / the raw driver's write
+# GOAL_PASS_PCT (3), GOAL_MIRROR_PCT (15), GOAL_LOST (0), in saver.py: ResilientSaver's
+# cost per step over the raw saver, pass-through and mirrored; checkpoints lost
 
 PACKAGES = [
     "langgraph",
@@ -440,13 +445,183 @@ def report_dead_letters(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]
     return text, goals
 
 
+def _pcts(values: list[float]) -> str:
+    return " / ".join(f"{x:+.0f}" for x in values)
+
+
+def report_saver(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    cost = res["cost"]
+    rows = []
+    crows = []
+    first = None
+    # per saver: [rows, pass-through met, pass-through in situ met, mirrored met]
+    by_saver: dict[str, list[int]] = {}
+    for r in cost["rows"].values():
+        if "skipped" in r:
+            rows.append([r["label"], f"skipped: {r['skipped']}"] + [""] * 5)
+            continue
+        first = first or r
+        us, pct, added, situ = r["step_us"], r["overhead_pct"], r["added_us_per_step"], r["in_situ"]
+        cpu = r["cpu_overhead_pct"]
+        rows.append(
+            [
+                r["label"],
+                f"{us['raw']:,.0f}",
+                f"{added['pass']:+,.0f} (**{pct['pass']:+.1f} %**)",
+                f"{added['no_deadline']:+,.0f} ({pct['no_deadline']:+.1f} %)",
+                f"{added['mirrored']:+,.0f} (**{pct['mirrored']:+.1f} %**)",
+                _pcts(r["overhead_pct_by_round"]["pass"]),
+                _pcts(r["overhead_pct_by_round"]["mirrored"]),
+            ]
+        )
+        crows.append(
+            [
+                r["label"],
+                f"{r['cpu_us_per_step']['raw']:,.0f}",
+                " / ".join(f"{cpu[v]:+.1f}" for v in ("pass", "no_deadline", "mirrored")),
+                f"{situ['pass']['us_per_call']:,.1f} ({situ['pass']['pct_of_raw_step']:.1f} %)",
+                f"{situ['no_deadline']['us_per_call']:,.1f} "
+                f"({situ['no_deadline']['pct_of_raw_step']:.1f} %)",
+                f"{situ['pass']['calls_per_invoke']:g}",
+                f"{situ['mirrored']['standby_us_per_step']:,.0f}",
+            ]
+        )
+        tally = by_saver.setdefault(r["backend"], [0, 0, 0, 0])
+        for i, ok in enumerate((True, r["met_pass"], r["met_pass_in_situ"], r["met_mirrored"])):
+            tally[i] += ok
+    goals = []
+    for key, (n, met_pass, met_situ, met_mirror) in by_saver.items():
+        name = SAVER_LABELS[key]
+        goals += [
+            (f"saver pass-through <= {GOAL_PASS_PCT:g} % per step, {name}", met_pass == n),
+            (
+                f"saver pass-through <= {GOAL_PASS_PCT:g} % per step, {name}, in situ",
+                met_situ == n,
+            ),
+            (f"saver mirrored <= {GOAL_MIRROR_PCT:g} % per step, {name}", met_mirror == n),
+        ]
+    header = [
+        f"{res['nodes']}-node graph, fresh thread per invocation",
+        "raw µs/step",
+        "pass-through: added µs/step (%)",
+        "no deadline: added µs/step (%)",
+        "mirrored: added µs/step (%)",
+        "pass % by round",
+        "mirrored % by round",
+    ]
+    cheader = [
+        "same rows",
+        "raw CPU µs/step",
+        "CPU %: pass / no deadline / mirrored",
+        "in situ pass: µs/call (% of step)",
+        "in situ no deadline: µs/call (% of step)",
+        "saver calls / invoke",
+        "standby µs/step (mirror thread)",
+    ]
+    text = ""
+    if first is not None:
+        text += (
+            f"{first['rounds']} rounds x {first['groups_per_round']} interleaved groups "
+            f"(Williams square) of one batch of {first['invocations_per_batch']} invocations "
+            "per variant for the first row; see results.json for each. Pass-through = "
+            f"{VARIANT_LABELS['pass']}, default policy; no deadline = "
+            f"{VARIANT_LABELS['no_deadline']}; mirrored = {VARIANT_LABELS['mirrored']}, "
+            "its batch ending with `saver.flush()` (the mirror's work is counted). Added = "
+            "median batch - median raw batch, per step. Goals per saver: met when every "
+            "row of that saver meets it.\n\n"
+        )
+    text += _table(header, rows) + "\n"
+    if crows:
+        text += (
+            "\nWhere it comes from. CPU % = the process's CPU time per batch (every "
+            "thread), median against raw's. In situ = time inside the adapter's method "
+            "minus the raw saver's, per call, and summed over a step's calls as a % of the "
+            "raw step (an upper bound: calls that overlap count twice; the probe's own "
+            f"cost, {cost['probe_us']['sync']:.2f} µs sync and "
+            f"{cost['probe_us']['async']:.2f} µs async per call in a tight loop, taken "
+            "off). Standby = the mirror thread's writes to the standby.\n\n"
+            + _table(cheader, crows)
+            + "\n"
+        )
+    h = cost["handoff_us"]
+    text += (
+        f"\nThe deadline's hand-off on this machine, a no-op in a tight loop (median): "
+        f"direct {h['direct']:.2f} µs, `call_with_deadline` {h['call_with_deadline']:.1f} µs, "
+        f"`await_with_deadline` {h['await_with_deadline']:.1f} µs.\n"
+    )
+    for key, prof in cost["profiles"].items():
+        prows = [[p["part"], f"{p['calls']:g}", f"{p['cumtime_us']:,.1f}"] for p in prof["probes"]]
+        if prof["deadline_s"] is not None:
+            prows.append(
+                [
+                    "the raw call in the worker thread (timed around it, not profiled)",
+                    "1",
+                    f"{prof['raw_us_per_call']:,.1f}",
+                ]
+            )
+        text += (
+            f"\nWhere {key}'s pass-through time goes (the {prof['calls_per_invoke']} calls of "
+            f'one invocation, `durability="sync"`, replayed {prof["replays"]}x through '
+            f"`ResilientSaver(raw)` in one thread under cProfile: "
+            f"{prof['us_per_call_profiled']:,.0f} µs per call):\n\n"
+            + _table(["part", "calls / call", "µs / call"], prows)
+            + "\n"
+        )
+    fo = res["failover"]
+    if "skipped" in fo:
+        text += f"\nFailover: skipped ({fo['skipped']}).\n"
+        return text, goals
+    frows = []
+    lost = 0
+    for fault, label in (("kill", "kill -9"), ("freeze", "SIGSTOP")):
+        f = fo[fault]
+        lost += f["lost"]
+        runs = fo["runs"][fault]
+        frows.append(
+            [
+                f"{label}: {runs[0]['policy']}",
+                str(len(runs)),
+                f"{f['fault_to_failover_s']['median']:.2f} / {f['fault_to_failover_s']['max']:.2f}",
+                f"**{f['fault_to_next_put_s']['median']:.2f}** / "
+                f"{f['fault_to_next_put_s']['max']:.2f}",
+                f"{f['stall_after_s']['median']:.2f} / {f['stall_after_s']['max']:.2f}",
+                ", ".join(f["errors"]),
+                f"{f['put_us_before_fault']['median']:,.0f} / "
+                f"{f['put_us_on_standby']['median']:,.0f}",
+                f"{f['reconcile_s']['median']:.2f} / {f['reconcile_s']['max']:.2f}",
+                f"{f['checkpoints_written']} ({f['written_after_fault']})",
+                str(f["missing_before_reconcile"]),
+                f"**{f['lost']}**",
+            ]
+        )
+    fheader = [
+        f"{fo['steps']}-step loop on Postgres + SQLite standby, fault at step {fo['fault_at']}",
+        "runs",
+        "fault → failover s (median / max)",
+        "fault → next checkpoint written s (median / max)",
+        "then the longest wait for a checkpoint or the end s (median / max)",
+        "failed over on",
+        "put µs: primary / standby",
+        "reconcile s (median / max)",
+        "checkpoints written (after the fault)",
+        "not on the primary before `reconcile()`",
+        "lost after `reconcile()`",
+    ]
+    text += (
+        f"\nFailover (a private server; pool timeout {fo['pool_timeout_s']:g} s; "
+        '`durability="sync"`):\n\n' + _table(fheader, frows) + "\n"
+    )
+    goals.append((f"saver checkpoints lost in failovers: {GOAL_LOST}", lost <= GOAL_LOST))
+    return text, goals
+
+
 # ---- main
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--parts", default="1,2,3,4,5", help="which parts to run, e.g. 1,3")
+    parser.add_argument("--parts", default="1,2,3,4,5,6", help="which parts to run, e.g. 1,3")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -507,6 +682,16 @@ def main(argv: list[str] | None = None) -> int:
         results["dead_letters"] = res
         text, g = report_dead_letters(res)
         sections.append("## 5. Dead letters: `put` against the raw driver\n\n" + text)
+        goals += g
+        print(sections[-1], flush=True)
+    if "6" in parts:
+        _say("part 6: ResilientSaver, cost per step, failover, lost checkpoints")
+        res = run_saver(q, progress=_say)
+        results["saver"] = res
+        text, g = report_saver(res)
+        sections.append(
+            "## 6. `ResilientSaver`: cost per step, failover, lost checkpoints\n\n" + text
+        )
         goals += g
         print(sections[-1], flush=True)
 

@@ -56,7 +56,7 @@ def build(saver: ResilientSaver, primary: FaultySaver) -> CompiledStateGraph[Any
     def step(name: str) -> Any:
         def node(state: Order) -> Order:
             if name == "check_stock" and state["item"] == "teapot":
-                primary.go_down()  # the database server stops answering, mid-run
+                primary.fail()  # the database server stops answering, mid-run
             print(f"    {name:<12} {state['item']}")
             return {"log": [*state.get("log", []), name]}
 
@@ -117,7 +117,7 @@ def main(workdir: Path | None = None) -> dict[str, Any]:
         print(f"  finished: {second['log']}; waiting to reconcile: {status.pending_threads}")
 
         print("the primary is back; 30 s later the breaker lets a trial call through")
-        primary.recover()
+        primary.heal()
         clock.advance(30)
         third = graph.invoke(
             {"item": "mug"}, {"configurable": {"thread_id": "order-3"}}, durability="sync"

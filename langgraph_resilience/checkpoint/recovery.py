@@ -6,13 +6,15 @@ These work on any LangGraph saver; ``ResilientSaver`` offers them as methods.
 Without the graph, a run's unfinished nodes are read from its latest checkpoint: the
 channels the last step updated say which nodes it triggered (``branch:to:<node>``,
 ``join:...:<node>``, ``__start__`` and pending ``Send``s). Pass ``graph=`` to ask
-LangGraph itself instead (``graph.get_state``), which also knows about static
-``interrupt_before``/``interrupt_after`` pauses.
+LangGraph itself instead (``graph.get_state``). Neither can tell a run paused by a
+static ``interrupt_before``/``interrupt_after`` from one cut off just there: both are
+listed as interrupted. (A ``RunWorker`` knows the difference: a paused run released
+its lease, a dead worker's lease expires.)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
@@ -34,6 +36,7 @@ __all__ = [
 
 ERROR = "__error__"  # langgraph.constants.ERROR; the task's exception, as a repr string
 INTERRUPT = "__interrupt__"  # langgraph.constants.INTERRUPT; an interrupt() waiting
+_CONTROL = frozenset({ERROR, INTERRUPT, "__resume__", "__scheduled__"})  # not a task's output
 _START = "__start__"
 _TASKS = "__pregel_tasks"
 
@@ -55,21 +58,30 @@ class StoredRun:
     step: int
     """The step that checkpoint closed (``-1`` for the input)."""
     next: tuple[str, ...]
-    """Nodes that had not finished (empty when the run completed)."""
+    """Nodes the latest checkpoint scheduled (empty when the run completed).
+
+    Read from the checkpoint alone, this also names a node that finished and saved its
+    writes before the run was cut off (``saved_tasks``; resume applies its writes
+    without running it again). With ``graph=`` it is LangGraph's ``get_state().next``,
+    which names only the nodes still to run."""
     errors: tuple[str, ...]
     """Errors of the tasks that failed at that checkpoint (repr strings)."""
     waiting: bool
     """An ``interrupt()`` is waiting for input: paused on purpose, not cut off."""
+    saved_tasks: int = 0
+    """Tasks of the unfinished step that completed and saved their writes."""
 
     @property
     def status(self) -> Literal["failed", "interrupted", "waiting", "done"]:
         """``failed`` (a task raised), ``waiting`` (an interrupt waits for input),
-        ``interrupted`` (cut off with work left: a crash, a kill, a drain) or ``done``."""
+        ``interrupted`` (cut off with work left: a crash, a kill, a drain; also when
+        every task of the step had saved its writes but the next checkpoint was never
+        written) or ``done``."""
         if self.errors:
             return "failed"
         if self.waiting:
             return "waiting"
-        return "interrupted" if self.next else "done"
+        return "interrupted" if self.next or self.saved_tasks else "done"
 
     @property
     def config(self) -> RunnableConfig:
@@ -83,6 +95,7 @@ def stored_run(item: CheckpointTuple, graph: _Graph | None = None) -> StoredRun:
     writes = item.pending_writes or ()
     errors = tuple(str(value) for _, channel, value in writes if channel == ERROR)
     waiting = any(channel == INTERRUPT for _, channel, _ in writes)
+    saved = {task_id for task_id, channel, _ in writes if channel not in _CONTROL}
     if graph is not None:
         state = graph.get_state({"configurable": {"thread_id": conf["thread_id"]}})
         next_nodes = tuple(state.next)
@@ -96,33 +109,34 @@ def stored_run(item: CheckpointTuple, graph: _Graph | None = None) -> StoredRun:
         next=next_nodes,
         errors=errors,
         waiting=waiting,
+        saved_tasks=len(saved),
     )
 
 
 def failed_runs(saver: BaseCheckpointSaver[Any], *, graph: _Graph | None = None) -> list[StoredRun]:
     """Threads whose latest checkpoint has a failed task, newest first."""
-    return [run for run in _latest_runs(saver, graph) if run.status == "failed"]
+    return _newest_first(_latest_runs(saver, graph), "failed")
 
 
 def interrupted_runs(
     saver: BaseCheckpointSaver[Any], *, graph: _Graph | None = None
 ) -> list[StoredRun]:
     """Threads cut off with work left (no failed task, no interrupt waiting), newest first."""
-    return [run for run in _latest_runs(saver, graph) if run.status == "interrupted"]
+    return _newest_first(_latest_runs(saver, graph), "interrupted")
 
 
 async def afailed_runs(
     saver: BaseCheckpointSaver[Any], *, graph: _Graph | None = None
 ) -> list[StoredRun]:
     """Async ``failed_runs``."""
-    return [run async for run in _alatest_runs(saver, graph) if run.status == "failed"]
+    return _newest_first([run async for run in _alatest_runs(saver, graph)], "failed")
 
 
 async def ainterrupted_runs(
     saver: BaseCheckpointSaver[Any], *, graph: _Graph | None = None
 ) -> list[StoredRun]:
     """Async ``interrupted_runs``."""
-    return [run async for run in _alatest_runs(saver, graph) if run.status == "interrupted"]
+    return _newest_first([run async for run in _alatest_runs(saver, graph)], "interrupted")
 
 
 def rollback(saver: BaseCheckpointSaver[Any], thread_id: str, checkpoint_id: str) -> RunnableConfig:
@@ -161,39 +175,37 @@ async def arollback(
 
 
 def _latest_runs(saver: BaseCheckpointSaver[Any], graph: _Graph | None) -> Iterator[StoredRun]:
-    seen: set[str] = set()
-    for item in saver.list(None):
-        if _is_root(item) and _first_of_thread(item, seen):
-            latest = saver.get_tuple(_at(_thread_of(item), None))
-            if latest is not None:
-                yield stored_run(latest, graph)
+    # The thread ids are collected first: the SQLite savers hold their lock while a
+    # list() is being iterated, so reading a thread inside the loop would deadlock.
+    for thread_id in _threads(saver.list(None)):
+        latest = saver.get_tuple(_at(thread_id, None))
+        if latest is not None:
+            yield stored_run(latest, graph)
 
 
 async def _alatest_runs(
     saver: BaseCheckpointSaver[Any], graph: _Graph | None
 ) -> AsyncIterator[StoredRun]:
-    seen: set[str] = set()
-    async for item in saver.alist(None):
-        if _is_root(item) and _first_of_thread(item, seen):
-            latest = await saver.aget_tuple(_at(_thread_of(item), None))
-            if latest is not None:
-                yield stored_run(latest, graph)
+    for thread_id in _threads([item async for item in saver.alist(None)]):
+        latest = await saver.aget_tuple(_at(thread_id, None))
+        if latest is not None:
+            yield stored_run(latest, graph)
 
 
-# Every thread is listed (all its checkpoints: this is an operator's tool, not a hot
-# path), and its latest root checkpoint is then read with its pending writes.
+def _threads(items: Iterable[CheckpointTuple]) -> list[str]:
+    """Every thread with a root checkpoint, once, in the order the saver listed them
+    (all its checkpoints are listed: this is an operator's tool, not a hot path)."""
+    return list(dict.fromkeys(_thread_of(item) for item in items if _is_root(item)))
+
+
+def _newest_first(runs: Iterable[StoredRun], status: str) -> list[StoredRun]:
+    # Checkpoint ids are time-ordered (uuid6); savers list threads in their own order.
+    chosen = [run for run in runs if run.status == status]
+    return sorted(chosen, key=lambda run: run.checkpoint_id, reverse=True)
 
 
 def _is_root(item: CheckpointTuple) -> bool:
     return not item.config["configurable"].get("checkpoint_ns")
-
-
-def _first_of_thread(item: CheckpointTuple, seen: set[str]) -> bool:
-    thread_id = _thread_of(item)
-    if thread_id in seen:
-        return False
-    seen.add(thread_id)
-    return True
 
 
 def _thread_of(item: CheckpointTuple) -> str:

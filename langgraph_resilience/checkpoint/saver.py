@@ -167,14 +167,27 @@ class _Shared:
         self.sync_only: set[tuple[int, str]] = set()  # (id(store), method) whose a* raises
 
     def remember_first(self, entry: _Pending) -> None:
-        """Put back an entry whose replay failed, ahead of the rest."""
+        """Put back an entry whose replay failed, ahead of the rest, unless a copy of
+        the same thread already waits with nothing of that thread's before it."""
         with self.lock:
-            self.journal.insert(0, entry)
+            if not self._covered(entry, self.journal):
+                self.journal.insert(0, entry)
 
     def remember(self, entry: _Pending) -> None:
         with self.lock:
-            if not (entry.kind == "sync" and self.journal and self.journal[-1] == entry):
+            if not self._covered(entry, reversed(self.journal)):
                 self.journal.append(entry)
+
+    @staticmethod
+    def _covered(entry: _Pending, neighbours: Iterable[_Pending]) -> bool:
+        """A thread's copy (``sync``) is idempotent: one already waiting covers another,
+        unless an operation on the same thread (a delete) comes between them."""
+        if entry.kind != "sync":
+            return False
+        for other in neighbours:
+            if other.thread_id == entry.thread_id:
+                return other.kind == "sync"
+        return False
 
 
 _STOP = object()  # tells the mirror thread to exit
@@ -582,9 +595,9 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
     def interrupted_runs(self, *, graph: Any = None) -> StoredRuns:
         """Threads cut off with work left: a crash, a kill, a drain (newest first).
 
-        Runs waiting on an ``interrupt()`` are not included; without ``graph``, runs
-        paused by ``interrupt_before``/``interrupt_after`` are (the checkpoint alone
-        cannot tell them from a crash).
+        Runs waiting on an ``interrupt()`` are not included. Runs paused by a static
+        ``interrupt_before``/``interrupt_after`` are: neither the checkpoint nor
+        LangGraph's ``get_state`` tells them from a run cut off at that point.
         """
         return recovery.interrupted_runs(self, graph=graph)
 
@@ -971,7 +984,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
                     theirs = self._primary_call("list", (_thread_config(entry.thread_id),), {})
                     for method, args in _missing(ours, theirs, tally):
                         self._primary_call(method, args, {})
-                    tally.threads += 1
+                    tally.threads.add(entry.thread_id)
             except BaseException:
                 self._shared.remember_first(entry)
                 raise
@@ -995,7 +1008,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
                     theirs = await self._aprimary_call("list", (config,), {})
                     for method, args in _missing(ours, theirs, tally):
                         await self._aprimary_call(method, args, {})
-                    tally.threads += 1
+                    tally.threads.add(entry.thread_id)
             except BaseException:
                 self._shared.remember_first(entry)
                 raise
@@ -1016,7 +1029,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
 
     def _failed_back(self, tally: _Tally) -> ReconcileReport:
         report = ReconcileReport(
-            threads=tally.threads,
+            threads=len(tally.threads),
             checkpoints=tally.checkpoints,
             writes=tally.writes,
             operations=tally.operations,
@@ -1178,7 +1191,8 @@ class _Tally:
     __slots__ = ("checkpoints", "operations", "switched", "threads", "writes")
 
     def __init__(self) -> None:
-        self.threads = self.checkpoints = self.writes = self.operations = 0
+        self.threads: set[str] = set()
+        self.checkpoints = self.writes = self.operations = 0
         self.switched = False
 
 

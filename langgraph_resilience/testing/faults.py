@@ -1,8 +1,9 @@
-"""``FaultySaver``: a checkpointer that goes down when told to, for testing failover.
+"""``FaultySaver``: a checkpointer that fails when told to, for testing failover.
 
-It wraps a real saver and, while it is *down*, raises the error you chose from every
-call instead of reaching it; while it *hangs*, every call blocks until ``recover()``
-(a frozen database). It counts the calls that reached it.
+It wraps a real saver (an ``InMemorySaver`` by default). While a fault is set, the
+chosen methods raise it, for ever or a given number of times (a dead database, a blip);
+``block()`` makes them wait until ``release()`` (a frozen database). Every call is
+counted, so a test can tell whether anything touched the store at all.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -21,12 +22,12 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
 )
+from langgraph.checkpoint.memory import InMemorySaver
 
 __all__ = ["FaultySaver"]
 
-
-def _outage() -> BaseException:
-    return ConnectionError("checkpoint store is down (injected by FaultySaver)")
+METHODS = frozenset({"get_tuple", "list", "put", "put_writes", "delete_thread", "copy_thread"})
+"""The methods a fault applies to unless told otherwise (sync and async alike)."""
 
 
 class FaultySaver(BaseCheckpointSaver[Any]):
@@ -34,70 +35,84 @@ class FaultySaver(BaseCheckpointSaver[Any]):
 
     Example:
         ```python
-        from langgraph.checkpoint.memory import InMemorySaver
         from langgraph_resilience.testing import FaultySaver
 
-        primary = FaultySaver(InMemorySaver())
-        primary.go_down()                   # every call raises ConnectionError
+        primary = FaultySaver()                 # wraps an InMemorySaver
+        primary.fail()                          # every call raises ConnectionError
         try:
             primary.get_tuple({"configurable": {"thread_id": "t"}})
         except ConnectionError:
             pass
-        primary.recover()                   # calls reach the real saver again
+        primary.heal()                          # calls reach the real saver again
         assert primary.get_tuple({"configurable": {"thread_id": "t"}}) is None
+        assert primary.calls["get_tuple"] == 2  # both calls were made
         ```
 
     Args:
-        inner: the real saver.
-        error: makes the exception a call raises while the saver is down.
+        inner: the real saver; a fresh ``InMemorySaver`` by default.
     """
 
-    def __init__(
-        self, inner: BaseCheckpointSaver[Any], *, error: Callable[[], BaseException] = _outage
-    ) -> None:
-        super().__init__(serde=inner.serde)
-        self.inner = inner
+    def __init__(self, inner: BaseCheckpointSaver[Any] | None = None) -> None:
+        self.inner = InMemorySaver() if inner is None else inner
         """The real saver."""
+        super().__init__(serde=self.inner.serde)
         self.calls: Counter[str] = Counter()
-        """Calls that reached the real saver, by method (``put``, ``aput``...)."""
-        self.refused: Counter[str] = Counter()
-        """Calls refused while down or hung, by method."""
-        self._error = error
-        self._down = False
-        self._fail_next = 0
-        self._running = threading.Event()  # cleared while hung
-        self._running.set()
+        """Every call made, failed or not, by method (async calls under the sync name)."""
+        self.blocked = threading.Event()
+        """Set once a call is waiting in ``block()``."""
+        self._lock = threading.Lock()
+        self._error: BaseException | None = None
+        self._times: int | None = None
+        self._methods = METHODS
+        self._blocking: frozenset[str] = frozenset()
+        self._gate = threading.Event()
 
-    # ---- what a test does
+    # ---- the switch
+
+    def fail(
+        self,
+        error: BaseException | None = None,
+        *,
+        times: int | None = None,
+        methods: Iterable[str] = METHODS,
+    ) -> None:
+        """Raise ``error`` (a ``ConnectionError`` by default) from ``methods``: ``times``
+        times, or until ``heal()``."""
+        if error is None:
+            error = ConnectionError("checkpoint store is down (injected by FaultySaver)")
+        with self._lock:
+            self._error, self._times, self._methods = error, times, frozenset(methods)
+
+    def heal(self) -> None:
+        """Stop raising."""
+        with self._lock:
+            self._error, self._times = None, None
+
+    def block(self, *methods: str) -> None:
+        """Make ``methods`` (all of them by default) wait until ``release()``: a frozen
+        server. Always ``release()`` in a ``finally``."""
+        self._gate.clear()
+        self._blocking = frozenset(methods or METHODS)
+
+    def release(self) -> None:
+        """Let every blocked call go on, and stop blocking new ones."""
+        self._blocking = frozenset()
+        self._gate.set()
 
     @property
-    def down(self) -> bool:
-        """Whether calls fail now."""
-        return self._down
+    def failing(self) -> bool:
+        """Whether calls raise now."""
+        return self._error is not None
 
-    def go_down(self, error: Callable[[], BaseException] | None = None) -> None:
-        """Fail every call from now on (with ``error()`` if given) until ``recover()``."""
-        if error is not None:
-            self._error = error
-        self._down = True
+    def peek(self, thread_id: str) -> list[CheckpointTuple]:
+        """The thread's checkpoints in the real saver, past any fault and uncounted."""
+        return list(self.inner.list({"configurable": {"thread_id": thread_id}}))
 
-    def fail_next(self, calls: int = 1, error: Callable[[], BaseException] | None = None) -> None:
-        """Fail only the next ``calls`` calls, then work again (a blip)."""
-        if error is not None:
-            self._error = error
-        self._fail_next = calls
+    def peek_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """``get_tuple`` on the real saver, past any fault and uncounted."""
+        return self.inner.get_tuple(config)
 
-    def hang(self) -> None:
-        """Block every call until ``recover()``: a frozen server."""
-        self._running.clear()
-
-    def recover(self) -> None:
-        """Work again, and release the calls that hang."""
-        self._down = False
-        self._fail_next = 0
-        self._running.set()
-
-    # ---- the saver
+    # ---- the saver, sync
 
     @property
     def config_specs(self) -> list[Any]:
@@ -145,9 +160,12 @@ class FaultySaver(BaseCheckpointSaver[Any]):
         self._enter("delete_thread")
         self.inner.delete_thread(thread_id)
 
+    # ---- the saver, async: a blocked call waits in a thread, never blocking the loop
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        await self._aenter("aget_tuple")
-        return await self.inner.aget_tuple(config)
+        await self._aenter("get_tuple")
+        result: CheckpointTuple | None = await self._ainner("get_tuple", config)
+        return result
 
     async def alist(
         self,
@@ -157,8 +175,9 @@ class FaultySaver(BaseCheckpointSaver[Any]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        await self._aenter("alist")
-        async for item in self.inner.alist(config, filter=filter, before=before, limit=limit):
+        await self._aenter("list")
+        kwargs = {"filter": filter, "before": before, "limit": limit}
+        for item in await self._ainner("list", config, **kwargs):
             yield item
 
     async def aput(
@@ -168,8 +187,11 @@ class FaultySaver(BaseCheckpointSaver[Any]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        await self._aenter("aput")
-        return await self.inner.aput(config, checkpoint, metadata, new_versions)
+        await self._aenter("put")
+        result: RunnableConfig = await self._ainner(
+            "put", config, checkpoint, metadata, new_versions
+        )
+        return result
 
     async def aput_writes(
         self,
@@ -178,41 +200,50 @@ class FaultySaver(BaseCheckpointSaver[Any]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        await self._aenter("aput_writes")
-        await self.inner.aput_writes(config, writes, task_id, task_path)
+        await self._aenter("put_writes")
+        await self._ainner("put_writes", config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._aenter("adelete_thread")
-        await self.inner.adelete_thread(thread_id)
+        await self._aenter("delete_thread")
+        await self._ainner("delete_thread", thread_id)
 
     def __repr__(self) -> str:
-        state = "hung" if not self._running.is_set() else "down" if self._down else "up"
-        return f"FaultySaver({self.inner!r}, {state})"
+        state = "blocking" if self._blocking else "failing" if self.failing else "healthy"
+        return f"FaultySaver({type(self.inner).__name__}, {state})"
 
     # ---- the fault
 
     def _enter(self, method: str) -> None:
-        if not self._running.is_set():
-            self.refused[method] += 1
-            self._running.wait()  # a frozen server: blocks until recover()
-        self._check(method)
+        self._raise_if_failing(method)
+        if method in self._blocking:
+            self.blocked.set()
+            self._gate.wait()  # a frozen server: until release()
 
     async def _aenter(self, method: str) -> None:
-        if not self._running.is_set():
-            self.refused[method] += 1
-            # Like a frozen socket under asyncio: the caller's task waits, the loop runs.
-            while not self._running.is_set():
-                await _a_moment()
-        self._check(method)
+        self._raise_if_failing(method)
+        if method in self._blocking:
+            self.blocked.set()
+            await asyncio.to_thread(self._gate.wait)  # abandoned at a deadline, never stuck
 
-    def _check(self, method: str) -> None:
-        if self._down or self._fail_next > 0:
-            if self._fail_next > 0:
-                self._fail_next -= 1
-            self.refused[method] += 1
-            raise self._error()
-        self.calls[method] += 1
+    def _raise_if_failing(self, method: str) -> None:
+        with self._lock:
+            self.calls[method] += 1
+            error = self._error if method in self._methods else None
+            if error is not None and self._times is not None:
+                self._times -= 1
+                if self._times <= 0:
+                    self._error, self._times = None, None
+        if error is not None:
+            raise error
 
-
-async def _a_moment() -> None:
-    await asyncio.sleep(0.01)  # polling a test switch, not breaker timing
+    async def _ainner(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """The real saver's async method, or its sync one in a thread (SqliteSaver)."""
+        try:
+            if method == "list":
+                return [item async for item in self.inner.alist(*args, **kwargs)]
+            return await getattr(self.inner, "a" + method)(*args, **kwargs)
+        except NotImplementedError:
+            sync = getattr(self.inner, method)
+            if method == "list":
+                return await asyncio.to_thread(lambda: [*sync(*args, **kwargs)])
+            return await asyncio.to_thread(sync, *args, **kwargs)
