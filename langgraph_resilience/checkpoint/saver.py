@@ -249,28 +249,79 @@ class _Mirror:
                 self._thread = thread
 
     def _run(self) -> None:
-        store, policy = self._store, self._policy
+        batching = _batching_connection(self._store)
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            method, args, kwargs = item
+            batch = self._take()
+            if batching is not None:
+                batching.deferring = True  # one commit per batch, not one per write
             try:
+                for item in batch:
+                    if item is _STOP:
+                        return
+                    if isinstance(item, threading.Event):
+                        _commit(self._store, batching)  # a flush sees the writes committed
+                        item.set()
+                    else:
+                        self._write(*item)
+            finally:
+                _commit(self._store, batching)
+
+    def _take(self) -> list[Any]:
+        """The next queued item, and whatever else is queued behind it (up to 64)."""
+        batch = [self._queue.get()]
+        # This thread is the only consumer, so every item counted is there to take.
+        batch.extend(self._queue.get_nowait() for _ in range(min(self._queue.qsize(), _BATCH)))
+        return batch
+
+    def _write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        policy = self._policy
+        try:
+            try:
+                getattr(self._store, method)(*args, **kwargs)
+            except Exception as exc:
+                if policy.attempts == 1 or not policy.retries(exc):
+                    raise
                 tenacity.Retrying(
-                    stop=tenacity.stop_after_attempt(policy.attempts),
+                    stop=tenacity.stop_after_attempt(policy.attempts - 1),
                     wait=policy.wait,
                     retry=tenacity.retry_if_exception(policy.retries),
                     reraise=True,
-                )(getattr(store, method), *args, **kwargs)
-            except Exception as exc:
-                self.failures += 1
-                if self.on_failure is not None:
-                    self.on_failure(method, _thread_of_call(method, args, kwargs), exc)
-            finally:
-                self.done += 1
+                )(getattr(self._store, method), *args, **kwargs)
+        except Exception as exc:
+            self.failures += 1
+            if self.on_failure is not None:
+                self.on_failure(method, _thread_of_call(method, args, kwargs), exc)
+        finally:
+            self.done += 1
+
+
+_BATCH = 64
+
+
+class _BatchingConnection(sqlite3.Connection):
+    """The connection of a standby opened from a URL. ``SqliteSaver`` commits after
+    every call; while the mirror writes a batch, those commits wait for the batch's one
+    commit (each commit costs a WAL write)."""
+
+    deferring = False
+
+    def commit(self) -> None:
+        if not self.deferring:
+            super().commit()
+
+
+def _batching_connection(store: BaseCheckpointSaver[Any]) -> _BatchingConnection | None:
+    conn = getattr(store, "conn", None)
+    return (
+        conn if isinstance(store, SqliteSaver) and isinstance(conn, _BatchingConnection) else None
+    )
+
+
+def _commit(store: BaseCheckpointSaver[Any], conn: _BatchingConnection | None) -> None:
+    if conn is not None and isinstance(store, SqliteSaver):
+        with store.lock:
+            conn.deferring = False
+            conn.commit()
 
 
 class ResilientSaver(BaseCheckpointSaver[Any]):
@@ -1164,7 +1215,8 @@ def open_standby(url: str) -> BaseCheckpointSaver[Any]:
         )
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False)  # SqliteSaver locks around use
+    # SqliteSaver locks around every use; the mirror commits once per batch of writes.
+    conn = sqlite3.connect(path, check_same_thread=False, factory=_BatchingConnection)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     saver = SqliteSaver(conn)
