@@ -26,7 +26,15 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -147,6 +155,8 @@ class _Pending:
 
 
 _WAIT = _Pending("call", method="wait")  # _next_entry: try again in a moment
+_PAUSE = "pause"  # a reconciliation step that only waits
+_Step = tuple[str, str, tuple[Any, ...], dict[str, Any]]  # (store, method, args, kwargs)
 
 
 class _Shared:
@@ -1019,46 +1029,67 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
 
     def _drain_journal(self) -> ReconcileReport:
         """Replay the journal on the primary until it is empty, then fail back."""
-        assert self._standby is not None
-        tally = _Tally()
-        while (entry := self._next_entry(tally)) is not None:
-            if entry is _WAIT:
-                threading.Event().wait(0.001)  # a standby write is finishing; not a breaker timing
-                continue
-            try:
-                if entry.kind == "call":
-                    self._primary_call(entry.method, entry.args, dict(entry.kwargs))
-                    tally.operations += 1
-                else:
-                    assert entry.thread_id is not None
-                    ours = self._standby_sync("list", (_thread_config(entry.thread_id),), {})
-                    theirs = self._primary_call("list", (_thread_config(entry.thread_id),), {})
-                    for method, args in _missing(ours, theirs, tally):
-                        self._primary_call(method, args, {})
-                    tally.threads.add(entry.thread_id)
-            except BaseException:
-                self._shared.remember_first(entry)
-                raise
-        return self._failed_back(tally)
+        steps = self._reconcile_steps()
+        result: Any = None
+        try:
+            while True:
+                store, method, args, kwargs = steps.send(result)
+                try:
+                    if store == _PAUSE:
+                        result = None
+                        threading.Event().wait(0.001)  # not a breaker timing
+                    elif store == PRIMARY:
+                        result = self._primary_call(method, args, kwargs)
+                    else:
+                        result = self._standby_sync(method, args, kwargs)
+                except BaseException as exc:  # the plan decides what is kept, then re-raises
+                    steps.throw(exc)
+        except StopIteration as done:
+            report: ReconcileReport = done.value
+            return report
 
     async def _adrain_journal(self) -> ReconcileReport:
+        """Async ``_drain_journal``: the same plan, the calls awaited."""
         assert self._standby is not None
+        steps = self._reconcile_steps()
+        result: Any = None
+        try:
+            while True:
+                store, method, args, kwargs = steps.send(result)
+                try:
+                    if store == _PAUSE:
+                        result = None
+                        await asyncio.sleep(0.001)  # not a breaker timing
+                    elif store == PRIMARY:
+                        result = await self._aprimary_call(method, args, kwargs)
+                    else:
+                        result = await self._astore(self._standby, method, args, kwargs)
+                except BaseException as exc:
+                    steps.throw(exc)
+        except StopIteration as done:
+            report: ReconcileReport = done.value
+            return report
+
+    def _reconcile_steps(self) -> Generator[_Step, Any, ReconcileReport]:
+        """The reconciliation, written once: it yields each store call for a front to
+        make (sync or async) and receives its result. A failing call is thrown back in:
+        the entry being replayed goes back to the journal and the error goes on up."""
         tally = _Tally()
         while (entry := self._next_entry(tally)) is not None:
             if entry is _WAIT:
-                await asyncio.sleep(0.001)  # a standby write is finishing; not a breaker timing
+                yield _PAUSE, "", (), {}  # a standby write is finishing; it will journal
                 continue
             try:
                 if entry.kind == "call":
-                    await self._aprimary_call(entry.method, entry.args, dict(entry.kwargs))
+                    yield PRIMARY, entry.method, entry.args, dict(entry.kwargs)
                     tally.operations += 1
                 else:
                     assert entry.thread_id is not None
                     config = _thread_config(entry.thread_id)
-                    ours = await self._astore(self._standby, "list", (config,), {})
-                    theirs = await self._aprimary_call("list", (config,), {})
+                    ours = yield STANDBY, "list", (config,), {}
+                    theirs = yield PRIMARY, "list", (config,), {}
                     for method, args in _missing(ours, theirs, tally):
-                        await self._aprimary_call(method, args, {})
+                        yield PRIMARY, method, args, {}
                     tally.threads.add(entry.thread_id)
             except BaseException:
                 self._shared.remember_first(entry)

@@ -22,10 +22,17 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-__all__ = ["RELEASED", "InMemoryLeaseStore", "Lease", "LeaseStore", "SqliteLeaseStore"]
+__all__ = [
+    "RELEASED",
+    "InMemoryLeaseStore",
+    "Lease",
+    "LeaseStore",
+    "SqlLeaseStore",
+    "SqliteLeaseStore",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,7 +190,74 @@ EXPIRED_SQL = (
 TABLE = "langgraph_resilience_run_leases"
 
 
-class SqliteLeaseStore:
+_Store = TypeVar("_Store", bound="SqlLeaseStore")
+
+
+class SqlLeaseStore:
+    """The lease statements, written once for SQLite and Postgres. A backend runs one
+    statement and returns its first row, all rows, or its row count (``_execute``)."""
+
+    placeholder = "?"
+    """How the backend's driver spells a parameter."""
+
+    def _execute(
+        self, statement: str, params: tuple[object, ...], fetch: str
+    ) -> Any:  # pragma: no cover - each backend defines it
+        raise NotImplementedError
+
+    def _run(self, template: str, params: tuple[object, ...], fetch: str) -> Any:
+        statement = template.format(table=TABLE)
+        if self.placeholder != "?":
+            statement = statement.replace("?", self.placeholder)
+        return self._execute(statement, params, fetch)
+
+    def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        row = self._run(CLAIM_SQL, (thread_id, owner, expires_at, now), "one")
+        if row is None:
+            return None
+        return Lease(thread_id=thread_id, owner=owner, token=int(row[0]), expires_at=expires_at)
+
+    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
+        params = (owner, expires_at, lease.thread_id, lease.token, lease.owner, now)
+        row = self._run(TAKE_OVER_SQL, params, "one")
+        if row is None:
+            return None
+        return Lease(
+            thread_id=lease.thread_id, owner=owner, token=int(row[0]), expires_at=expires_at
+        )
+
+    def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
+        params = (expires_at, lease.thread_id, lease.token, lease.owner)
+        renewed = self._run(RENEW_SQL, params, "count") == 1
+        return replace(lease, expires_at=expires_at) if renewed else None
+
+    def release(self, lease: Lease) -> bool:
+        params = (lease.thread_id, lease.token, lease.owner)
+        return bool(self._run(RELEASE_SQL, params, "count") == 1)
+
+    def get(self, thread_id: str) -> Lease | None:
+        row = self._run(GET_SQL, (thread_id,), "one")
+        return None if row is None else _lease(row)
+
+    def expired(self, *, now: float) -> list[Lease]:
+        return [_lease(row) for row in self._run(EXPIRED_SQL, (now,), "all")]
+
+    def close(self) -> None:  # pragma: no cover - each backend defines it
+        raise NotImplementedError
+
+    def __enter__(self: _Store) -> _Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SqliteLeaseStore(SqlLeaseStore):
     """Leases in a SQLite file, shared by the processes of one machine.
 
     Example:
@@ -236,64 +310,16 @@ class SqliteLeaseStore:
             )
         return cls(path, timeout=timeout)
 
-    def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
-        row = self._one(CLAIM_SQL, (thread_id, owner, expires_at, now))
-        if row is None:
-            return None
-        return Lease(thread_id=thread_id, owner=owner, token=int(row[0]), expires_at=expires_at)
-
-    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
-        row = self._one(
-            TAKE_OVER_SQL, (owner, expires_at, lease.thread_id, lease.token, lease.owner, now)
-        )
-        if row is None:
-            return None
-        return Lease(
-            thread_id=lease.thread_id, owner=owner, token=int(row[0]), expires_at=expires_at
-        )
-
-    def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
-        params = (expires_at, lease.thread_id, lease.token, lease.owner)
+    def _execute(self, statement: str, params: tuple[object, ...], fetch: str) -> Any:
         with self._lock:
-            cursor = self._conn.execute(RENEW_SQL.format(table=TABLE), params)
-        return replace(lease, expires_at=expires_at) if cursor.rowcount == 1 else None
-
-    def release(self, lease: Lease) -> bool:
-        params = (lease.thread_id, lease.token, lease.owner)
-        with self._lock:
-            cursor = self._conn.execute(RELEASE_SQL.format(table=TABLE), params)
-        return cursor.rowcount == 1
-
-    def get(self, thread_id: str) -> Lease | None:
-        row = self._one(GET_SQL, (thread_id,))
-        return None if row is None else _lease(row)
-
-    def expired(self, *, now: float) -> list[Lease]:
-        with self._lock:
-            rows = self._conn.execute(EXPIRED_SQL.format(table=TABLE), (now,)).fetchall()
-        return [_lease(row) for row in rows]
+            cursor = self._conn.execute(statement, params)
+            if fetch == "one":
+                return cursor.fetchone()
+            return cursor.fetchall() if fetch == "all" else cursor.rowcount
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-    def _one(self, statement: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
-        with self._lock:
-            row: tuple[Any, ...] | None = self._conn.execute(
-                statement.format(table=TABLE), params
-            ).fetchone()
-        return row
-
-    def __enter__(self) -> SqliteLeaseStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<SqliteLeaseStore {self.path}>"

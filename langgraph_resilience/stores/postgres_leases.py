@@ -8,39 +8,18 @@ Needs the ``postgres`` extra (``pip install 'langgraph-resilience[postgres]'``).
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from langgraph_resilience.stores.leases import (
-    CLAIM_SQL,
-    EXPIRED_SQL,
-    GET_SQL,
-    RELEASE_SQL,
-    RENEW_SQL,
-    TABLE,
-    TAKE_OVER_SQL,
-    Lease,
-    _lease,
-)
+from langgraph_resilience.stores.leases import TABLE, SqlLeaseStore
 from langgraph_resilience.stores.urls import mask_url
 
 __all__ = ["PostgresLeaseStore"]
 
 
-def _pg(statement: str) -> bytes:
-    """A shared statement with Postgres placeholders (the table name is a constant)."""
-    return statement.format(table=TABLE).replace("?", "%s").encode()
-
-
-_CLAIM, _RENEW, _RELEASE = _pg(CLAIM_SQL), _pg(RENEW_SQL), _pg(RELEASE_SQL)
-_TAKE_OVER = _pg(TAKE_OVER_SQL)
-_GET, _EXPIRED = _pg(GET_SQL), _pg(EXPIRED_SQL)
-
-
-class PostgresLeaseStore:
+class PostgresLeaseStore(SqlLeaseStore):
     """Leases in a Postgres table, created on first use.
 
     Args:
@@ -82,62 +61,17 @@ class PostgresLeaseStore:
         """The store for ``url``; ``options`` are the constructor's keyword arguments."""
         return cls(url, **options)
 
-    def claim(self, thread_id: str, owner: str, *, now: float, expires_at: float) -> Lease | None:
-        row = self._one(_CLAIM, (thread_id, owner, expires_at, now))
-        if row is None:
-            return None
-        return Lease(thread_id=thread_id, owner=owner, token=int(row[0]), expires_at=expires_at)
+    placeholder = "%s"
 
-    def take_over(self, lease: Lease, owner: str, *, now: float, expires_at: float) -> Lease | None:
-        row = self._one(
-            _TAKE_OVER, (owner, expires_at, lease.thread_id, lease.token, lease.owner, now)
-        )
-        if row is None:
-            return None
-        return Lease(
-            thread_id=lease.thread_id, owner=owner, token=int(row[0]), expires_at=expires_at
-        )
-
-    def renew(self, lease: Lease, *, expires_at: float) -> Lease | None:
+    def _execute(self, statement: str, params: tuple[object, ...], fetch: str) -> Any:
         with self._pool.connection() as conn:
-            cursor = conn.execute(_RENEW, (expires_at, lease.thread_id, lease.token, lease.owner))
-        if cursor.rowcount != 1:
-            return None
-        return Lease(
-            thread_id=lease.thread_id, owner=lease.owner, token=lease.token, expires_at=expires_at
-        )
-
-    def release(self, lease: Lease) -> bool:
-        with self._pool.connection() as conn:
-            cursor = conn.execute(_RELEASE, (lease.thread_id, lease.token, lease.owner))
-        return cursor.rowcount == 1
-
-    def get(self, thread_id: str) -> Lease | None:
-        row = self._one(_GET, (thread_id,))
-        return None if row is None else _lease(row)
-
-    def expired(self, *, now: float) -> list[Lease]:
-        with self._pool.connection() as conn:
-            rows = conn.execute(_EXPIRED, (now,)).fetchall()
-        return [_lease(row) for row in rows]
+            cursor = conn.execute(statement.encode(), params)  # the table is a constant
+            if fetch == "one":
+                return cursor.fetchone()
+            return cursor.fetchall() if fetch == "all" else cursor.rowcount
 
     def close(self) -> None:
         self._pool.close()
-
-    def _one(self, statement: bytes, params: tuple[object, ...]) -> tuple[Any, ...] | None:
-        with self._pool.connection() as conn:
-            return conn.execute(statement, params).fetchone()
-
-    def __enter__(self) -> PostgresLeaseStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<PostgresLeaseStore {self.url}>"
