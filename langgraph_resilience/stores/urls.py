@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,24 +63,7 @@ def open_letter_store(url: str, **options: Any) -> LetterStore:
         ValueError: an unknown scheme (the message lists the known ones).
         ImportError: the backend's driver is not installed (the message names the extra).
     """
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "memory":
-        if options:
-            raise ValueError(f"memory:// takes no store options, got {sorted(options)}")
-        return InMemoryLetterStore()
-    if scheme not in _LETTER_STORES:
-        known = ", ".join(["memory://", *(f"{s}://" for s in _LETTER_STORES)])
-        raise ValueError(f"unknown dead-letter store URL {mask_url(url)!r}: use one of {known}")
-    module_name, class_name = _LETTER_STORES[scheme]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise ValueError(f"the {scheme} dead-letter store is not available yet") from None
-        extra = "postgres" if scheme.startswith("postgres") else "redis"
-        hint = f"pip install 'langgraph-resilience[{extra}]'"
-        raise ImportError(f"{mask_url(url)!r} needs the {extra} extra: {hint}") from exc
-    store: LetterStore = getattr(module, class_name).from_url(url, **options)
+    store: LetterStore = _open(url, options, "dead-letter", _LETTER_STORES, InMemoryLetterStore)
     return store
 
 
@@ -91,19 +75,33 @@ def open_lease_store(url: str, **options: Any) -> LeaseStore:
         ValueError: an unknown scheme (the message lists the known ones).
         ImportError: the backend's driver is not installed (the message names the extra).
     """
+    store: LeaseStore = _open(url, options, "run-lease", _LEASE_STORES, InMemoryLeaseStore)
+    return store
+
+
+def _open(
+    url: str,
+    options: dict[str, Any],
+    kind: str,
+    backends: dict[str, tuple[str, str]],
+    in_memory: Callable[[], Any],
+) -> Any:
+    """The ``kind`` store for ``url``: ``memory://``, or a backend imported on use."""
     scheme = urlsplit(url).scheme.lower()
     if scheme == "memory":
         if options:
             raise ValueError(f"memory:// takes no store options, got {sorted(options)}")
-        return InMemoryLeaseStore()
-    if scheme not in _LEASE_STORES:
-        known = ", ".join(["memory://", "sqlite://", "postgresql://"])
-        raise ValueError(f"unknown run-lease store URL {mask_url(url)!r}: use one of {known}")
-    module_name, class_name = _LEASE_STORES[scheme]
+        return in_memory()
+    if scheme not in backends:
+        known = ", ".join(["memory://", *(f"{s}://" for s in backends)])
+        raise ValueError(f"unknown {kind} store URL {mask_url(url)!r}: use one of {known}")
+    module_name, class_name = backends[scheme]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        hint = "pip install 'langgraph-resilience[postgres]'"
-        raise ImportError(f"{mask_url(url)!r} needs the postgres extra: {hint}") from exc
-    store: LeaseStore = getattr(module, class_name).from_url(url, **options)
-    return store
+        if exc.name == module_name:
+            raise ValueError(f"the {scheme} {kind} store is not available yet") from None
+        extra = "postgres" if scheme.startswith("postgres") else "redis"
+        hint = f"pip install 'langgraph-resilience[{extra}]'"
+        raise ImportError(f"{mask_url(url)!r} needs the {extra} extra: {hint}") from exc
+    return getattr(module, class_name).from_url(url, **options)
