@@ -15,7 +15,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_resilience.testing import FaultySaver
 
-__all__ = ["CopyingSaver", "FaultyCopyingSaver", "FaultySaver"]
+__all__ = [
+    "CopyingSaver",
+    "FaultyCopyingSaver",
+    "FaultyPruningSaver",
+    "FaultySaver",
+    "PruningSaver",
+]
 
 
 def copy_thread_by_put(saver: BaseCheckpointSaver[Any], source: str, target: str) -> None:
@@ -57,3 +63,33 @@ class FaultyCopyingSaver(FaultySaver):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._enter("copy_thread")
         copy_thread_by_put(self.inner, source_thread_id, target_thread_id)
+
+
+def keep_latest(saver: InMemorySaver, thread_ids: Any, strategy: str) -> None:
+    """``prune`` for an ``InMemorySaver``: drop every checkpoint (and its writes) but the
+    latest of each namespace, or the whole thread (``strategy="delete"``)."""
+    for thread_id in thread_ids:
+        if strategy == "delete":
+            saver.delete_thread(thread_id)
+            continue
+        for ns, checkpoints in saver.storage.get(thread_id, {}).items():
+            latest = max(checkpoints)
+            for checkpoint_id in [c for c in checkpoints if c != latest]:
+                del checkpoints[checkpoint_id]
+                saver.writes.pop((thread_id, ns, checkpoint_id), None)
+
+
+class PruningSaver(InMemorySaver):
+    """An ``InMemorySaver`` that supports ``prune`` (sync only)."""
+
+    def prune(self, thread_ids: Any, *, strategy: str = "keep_latest") -> None:
+        keep_latest(self, thread_ids, strategy)
+
+
+class FaultyPruningSaver(FaultySaver):
+    """A ``FaultySaver`` that supports ``prune`` (and fails it like any other method)."""
+
+    def prune(self, thread_ids: Any, *, strategy: str = "keep_latest") -> None:
+        self._enter("prune")
+        assert isinstance(self.inner, InMemorySaver)
+        keep_latest(self.inner, thread_ids, strategy)

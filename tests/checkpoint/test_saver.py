@@ -42,7 +42,13 @@ from langgraph_resilience import (
     SaverUnavailableError,
     StoreTimeoutError,
 )
-from tests.checkpoint._faults import CopyingSaver, FaultyCopyingSaver, FaultySaver
+from tests.checkpoint._faults import (
+    CopyingSaver,
+    FaultyCopyingSaver,
+    FaultyPruningSaver,
+    FaultySaver,
+    PruningSaver,
+)
 from tests.graph._helpers import MODES, node_pair, thread
 
 try:
@@ -836,6 +842,55 @@ def test_copy_thread_during_an_outage_is_reconciled(clock: FakeClock, events: li
 
     assert saver.reconcile().checkpoints == 5
     assert ids(primary, "dst") == ids(standby, "dst") == ids(primary, "src")
+
+
+def test_a_prune_during_an_outage_is_replayed_on_the_primary_with_its_strategy(
+    clock: FakeClock, events: list
+) -> None:
+    """Proves: a journaled call keeps its keyword arguments (prune's strategy)."""
+    primary, standby = FaultyPruningSaver(PruningSaver()), PruningSaver()
+    saver = resilient(primary, standby, clock, events, failback=False)
+    chain(saver, "sync").invoke({"log": []}, thread("t"))
+    saver.flush()
+    assert len(ids(primary, "t")) == 5
+
+    primary.fail(ConnectionError("primary down"), methods=["prune", "list", "get_tuple"])
+    saver.prune(["t"], strategy="keep_latest")
+    assert len(ids(standby, "t")) == 1
+    assert len(ids(primary, "t")) == 5  # not yet
+    primary.heal()
+
+    report = saver.reconcile()
+    assert (report.operations, report.failed_back) == (1, True)
+    assert ids(primary, "t") == ids(standby, "t")
+    assert len(ids(primary, "t")) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_delta_channel_history_comes_from_the_active_store(
+    mode: str, primary: FaultySaver, standby: SqliteSaver, clock: FakeClock, events: list
+) -> None:
+    """Proves: get_delta_channel_history is forwarded (the primary's answer), and is
+    served by the standby after a failover."""
+    saver = resilient(primary, standby, clock, events)
+    chain(saver, "sync").invoke({"log": []}, thread("t"))
+    saver.flush()
+    latest = saver.get_tuple(thread("t"))
+    assert latest is not None
+    kwargs = {"config": latest.config, "channels": ["log"]}
+
+    def ask() -> Any:
+        if mode == "sync":
+            return saver.get_delta_channel_history(**kwargs)
+        return saver.aget_delta_channel_history(**kwargs)
+
+    expected = primary.inner.get_delta_channel_history(**kwargs)
+    got = ask() if mode == "sync" else await ask()
+    assert got == expected
+    primary.fail(ConnectionError("primary down"))
+    got = ask() if mode == "sync" else await ask()
+    assert got == standby.get_delta_channel_history(**kwargs)
+    assert saver.status().active == "standby"
 
 
 # ---- status and policy ------------------------------------------------------------------
