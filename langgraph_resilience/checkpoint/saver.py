@@ -383,8 +383,11 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         standby: BaseCheckpointSaver[Any] | str | None = None,
         **_: Any,
     ) -> ResilientSaver:
-        stores = [primary] if standby is None or isinstance(standby, str) else [primary, standby]
-        shared = frozenset(m for m in _EXTENDED if all(_supports(s, m) for s in stores))
+        if isinstance(standby, str):
+            shared: frozenset[str] = frozenset()  # a URL opens SqliteSaver or InMemorySaver
+        else:
+            stores = [primary] if standby is None else [primary, standby]
+            shared = frozenset(m for m in _EXTENDED if all(_supports(s, m) for s in stores))
         return super().__new__(_class_with(cls, shared))
 
     def __init__(

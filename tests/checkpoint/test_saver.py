@@ -979,6 +979,15 @@ def test_a_standby_opened_from_a_url_is_closed_with_the_saver(tmp_path: Path) ->
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone() == (1,)
 
 
+def test_a_standby_from_a_url_takes_the_optional_methods_away(tmp_path: Path) -> None:
+    """Proves: a pruning primary with a SQLite standby opened from a URL offers no
+    prune (the standby could not mirror it)."""
+    pruning = ResilientSaver(PruningSaver())
+    assert overridden(pruning, "prune")
+    with ResilientSaver(PruningSaver(), standby=f"sqlite:///{tmp_path}/s.db") as saver:
+        assert not overridden(saver, "prune")
+
+
 @pytest.mark.parametrize("url", ["postgresql://db/x", "sqlite://host/x", "sqlite:///"])
 def test_a_standby_url_must_be_sqlite_or_memory(url: str) -> None:
     with pytest.raises(ValueError, match="standby URL"):
