@@ -72,6 +72,7 @@ from langgraph_resilience.errors import (
 )
 from langgraph_resilience.stores.memory import InMemoryBreakerStore
 from langgraph_resilience.stores.urls import mask_url
+from langgraph_resilience.tracing import annotate_event
 
 __all__ = ["ReconcileReport", "ResilientSaver", "SaverListener", "SaverStatus", "open_standby"]
 
@@ -1161,6 +1162,7 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         )
 
     def _emit(self, event: SaverEvent) -> None:
+        annotate_event(event)
         for listener in list(self._shared.listeners):
             try:
                 listener(event)

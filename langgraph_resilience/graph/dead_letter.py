@@ -30,6 +30,7 @@ from langgraph_resilience.graph._context import (
     visit,
     with_ledger_update,
 )
+from langgraph_resilience.tracing import annotate
 
 __all__ = ["dead_letter"]
 
@@ -106,6 +107,10 @@ def dead_letter(
         letter = dlq.put(_letter(state, error, config, runtime, retriable, dlq, correlation_id))
         logger.warning(
             "node %r failed (%s): dead-lettered as %s", error.node, letter.error_code, letter.id
+        )
+        annotate(
+            "dead_lettered",
+            {"node": error.node, "error_code": letter.error_code, "letter": letter.id},
         )
         update: dict[str, Any] = {}
         step = Step.of(config, node=error.node)

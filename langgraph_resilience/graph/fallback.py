@@ -40,6 +40,7 @@ from langgraph_resilience.graph._context import (
 )
 from langgraph_resilience.graph.state import ledger
 from langgraph_resilience.stores.memory import default_breaker_store
+from langgraph_resilience.tracing import annotate
 
 __all__ = ["ErrorHandler", "fallback_to", "route_on_outcome"]
 
@@ -155,15 +156,21 @@ def fallback_to(
                     record = merge_ledgers(record, _skipped(target, step))
                     record["update"] = True
                 logger.info("fallback %r skipped: its breaker is open", target)
+                annotate("fallback_skipped", {"failed": error.node, "target": target})
                 continue
             logger.info(
                 "node %r failed (%s); falling back to %r", error.node, error_name(exc), target
+            )
+            annotate(
+                "fallback_taken",
+                {"failed": error.node, "error": error_name(exc), "target": target},
             )
             return _route(target, record, update(state, exc) if update else None), record
 
         if sink is None:
             raise surfaced(exc, error)
         logger.warning("node %r failed and its fallbacks are spent: dead-lettering", error.node)
+        annotate("fallbacks_spent", {"failed": error.node, "error": error_name(exc)})
         return None, record
 
     def handle(state: Any, error: NodeError, config: RunnableConfig, runtime: Runtime[Any]) -> Any:

@@ -26,6 +26,7 @@ from langgraph_resilience.graph._context import (
     visit,
     with_ledger_update,
 )
+from langgraph_resilience.tracing import annotate
 
 __all__ = ["Check", "VerifiedOutput", "quality_below", "verification_gate"]
 
@@ -177,6 +178,17 @@ def verification_gate(
             verdict.score,
             rounds,
             route,
+        )
+        annotate(
+            "gate_verdict",
+            {
+                "gate": step.node if step else field,
+                "passed": verdict.passed,
+                "score": round(verdict.score, 4),
+                "reasons": list(verdict.reasons),
+                "rounds": rounds,
+                "route": route,
+            },
         )
         if step is not None and ledger_in(state) is not None:
             record: VerdictRecord = {

@@ -42,6 +42,7 @@ from langgraph_resilience.graph._context import (
 )
 from langgraph_resilience.stores.base import BreakerCell
 from langgraph_resilience.stores.memory import default_breaker_store
+from langgraph_resilience.tracing import annotate
 
 __all__ = ["guard"]
 
@@ -174,6 +175,16 @@ class _Guard:
             if step is not None:
                 breach = self.loop.breach(LedgerView.of(ledger), step.node, depth=step.depth)
                 if breach is not None:
+                    annotate(
+                        "loop_limit",
+                        {
+                            "node": step.node,
+                            "limit": breach.limit,
+                            "count": breach.count,
+                            "maximum": breach.maximum,
+                            "routed_to": None,  # the node raises LoopLimitExceeded
+                        },
+                    )
                     raise LoopLimitExceeded(
                         step.node,
                         limit=breach.limit,

@@ -27,6 +27,7 @@ from langgraph_resilience.graph._context import (
     takes_parameter,
     write_from_router,
 )
+from langgraph_resilience.tracing import annotate
 
 __all__ = ["loop_guard"]
 
@@ -126,6 +127,16 @@ def loop_guard(
                 kept.append(destination)
                 continue
             logger.warning("loop limit: %s; routing to %r instead", breach.describe(), on_exceeded)
+            annotate(
+                "loop_limit",
+                {
+                    "node": target,
+                    "limit": breach.limit,
+                    "count": breach.count,
+                    "maximum": breach.maximum,
+                    "routed_to": on_exceeded,
+                },
+            )
             limits.append(
                 {
                     "node": target,

@@ -25,6 +25,7 @@ from langgraph_resilience.core.events import (
 )
 from langgraph_resilience.core.policy import BreakerPolicy
 from langgraph_resilience.errors import CircuitOpenError
+from langgraph_resilience.tracing import annotate_event
 
 __all__ = ["InMemoryBreakerStore", "LocalBreakerCell", "default_breaker_store"]
 
@@ -185,6 +186,7 @@ class LocalBreakerCell:
                     except IndexError:  # another thread drained it between the check and here
                         return
                     _log(event)
+                    annotate_event(event)  # on the current LangSmith run, if tracing is on
                     for listener in self._listeners:
                         try:
                             listener(event)
