@@ -35,9 +35,11 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+import langsmith
 from langsmith import get_current_run_tree
+from langsmith.utils import tracing_is_enabled
 
-__all__ = ["annotate", "annotate_event"]
+__all__ = ["annotate", "annotate_event", "trace_event"]
 
 PREFIX = "langgraph_resilience"
 
@@ -54,7 +56,7 @@ def annotate(name: str, data: dict[str, Any]) -> bool:
     run.add_event(
         {
             "name": f"{PREFIX}.{name}",
-            "time": datetime.now(timezone.utc).isoformat(),
+            "time": _now(),
             "kwargs": fields,
         }
     )
@@ -65,13 +67,45 @@ def annotate(name: str, data: dict[str, Any]) -> bool:
 
 def annotate_event(event: object) -> bool:
     """:func:`annotate` for a typed event (``BreakerOpened``, ``SaverFailedOver``...):
-    the name is the class's in snake case, the data its fields."""
+    the name is the event's ``kind`` (else its class name in snake case), the data its
+    fields."""
     if not dataclasses.is_dataclass(event) or isinstance(event, type):
         raise TypeError(f"annotate_event() takes an event dataclass, got {event!r}")
     if get_current_run_tree() is None:
         return False  # skip building the fields when nobody will see them
     data = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
-    return annotate(_snake(type(event).__name__), data)
+    kind = getattr(type(event), "kind", None) or _snake(type(event).__name__)
+    return annotate(kind, data)
+
+
+def trace_event(event: object, **metadata: Any) -> bool:
+    """:func:`annotate_event`, or, outside every run with tracing on, a short run of its
+    own named ``langgraph_resilience.<kind>`` carrying the event and ``metadata``.
+
+    For decisions made where LangGraph keeps no run: the checkpointer is called from
+    the graph's loop, outside the node runs, so a failover would otherwise reach no
+    trace. Returns whether the event reached LangSmith.
+    """
+    if annotate_event(event):
+        return True
+    if not tracing_is_enabled():
+        return False
+    kind = getattr(type(event), "kind", None) or _snake(type(event).__name__)
+    fields = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}  # type: ignore[arg-type]
+    extra = {key: _plain(value) for key, value in metadata.items()}
+    with langsmith.trace(
+        f"{PREFIX}.{kind}",
+        inputs=fields,
+        tags=["langgraph_resilience", f"resilience:{kind}"],
+        metadata={**extra, f"resilience.{kind}": fields},
+    ) as run:
+        run.add_event({"name": f"{PREFIX}.{kind}", "time": _now(), "kwargs": fields})
+        run.end(outputs={})
+    return True
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
 
 
 def _snake(name: str) -> str:

@@ -70,9 +70,10 @@ from langgraph_resilience.errors import (
     SaverUnavailableError,
     StoreTimeoutError,
 )
+from langgraph_resilience.events import publish
 from langgraph_resilience.stores.memory import InMemoryBreakerStore
 from langgraph_resilience.stores.urls import mask_url
-from langgraph_resilience.tracing import annotate_event
+from langgraph_resilience.tracing import trace_event
 
 __all__ = ["ReconcileReport", "ResilientSaver", "SaverListener", "SaverStatus", "open_standby"]
 
@@ -1162,7 +1163,10 @@ class ResilientSaver(BaseCheckpointSaver[Any]):
         )
 
     def _emit(self, event: SaverEvent) -> None:
-        annotate_event(event)
+        # Savers are called from the graph's loop, outside the node runs: when there is
+        # no run to annotate, the event gets a short run of its own.
+        trace_event(event)
+        publish(event, trace=False)
         for listener in list(self._shared.listeners):
             try:
                 listener(event)

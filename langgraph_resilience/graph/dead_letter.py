@@ -17,10 +17,12 @@ from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from langgraph_resilience.core.events import DeadLettered
 from langgraph_resilience.core.failures import error_code, error_name, revive_error
 from langgraph_resilience.core.ledger import Ledger
 from langgraph_resilience.core.policy import ExceptionMatcher, compile_matcher
 from langgraph_resilience.dead_letter import REPLAY_KEY, DeadLetter, DeadLetterQueue
+from langgraph_resilience.events import publish
 from langgraph_resilience.graph._context import (
     METADATA_KEY,
     Step,
@@ -30,7 +32,6 @@ from langgraph_resilience.graph._context import (
     visit,
     with_ledger_update,
 )
-from langgraph_resilience.tracing import annotate
 
 __all__ = ["dead_letter"]
 
@@ -108,10 +109,7 @@ def dead_letter(
         logger.warning(
             "node %r failed (%s): dead-lettered as %s", error.node, letter.error_code, letter.id
         )
-        annotate(
-            "dead_lettered",
-            {"node": error.node, "error_code": letter.error_code, "letter": letter.id},
-        )
+        publish(DeadLettered(node=error.node, letter=letter.id, error_code=letter.error_code))
         update: dict[str, Any] = {}
         step = Step.of(config, node=error.node)
         if step is not None and ledger_of_run(state, config) is not None:

@@ -19,7 +19,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
-from langgraph_resilience.core.events import BreakerState
+from langgraph_resilience.core.events import (
+    BreakerState,
+    FallbackSkipped,
+    FallbacksSpent,
+    FallbackTaken,
+)
 from langgraph_resilience.core.failures import (
     error_code,
     error_name,
@@ -28,6 +33,7 @@ from langgraph_resilience.core.failures import (
 from langgraph_resilience.core.ledger import Ledger, LimitRecord, OutcomeStatus, merge_ledgers
 from langgraph_resilience.core.policy import ExceptionMatcher, compile_matcher
 from langgraph_resilience.errors import LoopLimitExceeded
+from langgraph_resilience.events import publish
 from langgraph_resilience.graph._context import (
     METADATA_KEY,
     Step,
@@ -40,7 +46,6 @@ from langgraph_resilience.graph._context import (
 )
 from langgraph_resilience.graph.state import ledger
 from langgraph_resilience.stores.memory import default_breaker_store
-from langgraph_resilience.tracing import annotate
 
 __all__ = ["ErrorHandler", "fallback_to", "route_on_outcome"]
 
@@ -156,21 +161,18 @@ def fallback_to(
                     record = merge_ledgers(record, _skipped(target, step))
                     record["update"] = True
                 logger.info("fallback %r skipped: its breaker is open", target)
-                annotate("fallback_skipped", {"failed": error.node, "target": target})
+                publish(FallbackSkipped(node=error.node, target=target))
                 continue
             logger.info(
                 "node %r failed (%s); falling back to %r", error.node, error_name(exc), target
             )
-            annotate(
-                "fallback_taken",
-                {"failed": error.node, "error": error_name(exc), "target": target},
-            )
+            publish(FallbackTaken(node=error.node, target=target, error=error_name(exc)))
             return _route(target, record, update(state, exc) if update else None), record
 
         if sink is None:
             raise surfaced(exc, error)
         logger.warning("node %r failed and its fallbacks are spent: dead-lettering", error.node)
-        annotate("fallbacks_spent", {"failed": error.node, "error": error_name(exc)})
+        publish(FallbacksSpent(node=error.node, error=error_name(exc)))
         return None, record
 
     def handle(state: Any, error: NodeError, config: RunnableConfig, runtime: Runtime[Any]) -> Any:

@@ -11,13 +11,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias, cast
 
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langgraph_resilience.breaker import is_async_callable
+from langgraph_resilience.core.events import GateVerdict
 from langgraph_resilience.core.ledger import Ledger, VerdictRecord
 from langgraph_resilience.core.verdicts import GatePolicy, Verdict
+from langgraph_resilience.events import publish
 from langgraph_resilience.graph._context import (
     Step,
     field_of,
@@ -26,7 +29,6 @@ from langgraph_resilience.graph._context import (
     visit,
     with_ledger_update,
 )
-from langgraph_resilience.tracing import annotate
 
 __all__ = ["Check", "VerifiedOutput", "quality_below", "verification_gate"]
 
@@ -179,16 +181,15 @@ def verification_gate(
             rounds,
             route,
         )
-        annotate(
-            "gate_verdict",
-            {
-                "gate": step.node if step else field,
-                "passed": verdict.passed,
-                "score": round(verdict.score, 4),
-                "reasons": list(verdict.reasons),
-                "rounds": rounds,
-                "route": route,
-            },
+        publish(
+            GateVerdict(
+                node=step.node if step else field,
+                passed=verdict.passed,
+                score=round(verdict.score, 4),
+                reasons=tuple(verdict.reasons),
+                rounds=rounds,
+                route=route,
+            )
         )
         if step is not None and ledger_in(state) is not None:
             record: VerdictRecord = {
@@ -229,9 +230,9 @@ def verification_gate(
                 review.take(verify(output))
         return finish(state, config, review)
 
-    node: RunnableLambda[Any, Command[Any]] = RunnableLambda(
-        gate, afunc=agate, name="verification_gate"
-    )
+    # LangGraph's own node wrapper, untraced: the node's run is the gate's run, so the
+    # verdict lands on it (a RunnableLambda would open a child run of its own).
+    node = RunnableCallable(gate, agate, name="verification_gate", trace=False)
     node.judge = judge  # type: ignore[attr-defined]
     return node
 

@@ -25,10 +25,12 @@ from langsmith import get_current_run_tree
 from langgraph_resilience._deadline import await_with_deadline, call_with_deadline
 from langgraph_resilience.breaker import CircuitBreaker, is_async_callable
 from langgraph_resilience.core.clock import MonotonicClock, to_seconds
+from langgraph_resilience.core.events import LoopLimitReached, NodeFailed, NodeSucceeded
 from langgraph_resilience.core.failures import error_code
 from langgraph_resilience.core.ledger import LedgerView, successful_visit
 from langgraph_resilience.core.loops import LoopPolicy
 from langgraph_resilience.errors import AttemptTimeoutError, LoopLimitExceeded
+from langgraph_resilience.events import hub, publish
 from langgraph_resilience.graph._context import (
     METADATA_KEY,
     Step,
@@ -42,7 +44,6 @@ from langgraph_resilience.graph._context import (
 )
 from langgraph_resilience.stores.base import BreakerCell
 from langgraph_resilience.stores.memory import default_breaker_store
-from langgraph_resilience.tracing import annotate
 
 __all__ = ["guard"]
 
@@ -148,7 +149,7 @@ def guard(
 class _Guard:
     """The decisions around one call, shared by the sync and async fronts."""
 
-    __slots__ = ("cell", "deadline", "hides_ledger", "info", "label", "loop", "now")
+    __slots__ = ("breaker", "cell", "deadline", "hides_ledger", "info", "label", "loop", "now")
 
     def __init__(
         self,
@@ -160,6 +161,7 @@ class _Guard:
         hides_ledger: bool = False,
     ) -> None:
         self.hides_ledger = hides_ledger
+        self.breaker = breaker.name if breaker is not None else None
         self.cell = breaker.cell if breaker is not None else _NO_BREAKER
         self.now = breaker.cell.now if breaker is not None else MonotonicClock().now
         self.deadline = deadline
@@ -175,15 +177,14 @@ class _Guard:
             if step is not None:
                 breach = self.loop.breach(LedgerView.of(ledger), step.node, depth=step.depth)
                 if breach is not None:
-                    annotate(
-                        "loop_limit",
-                        {
-                            "node": step.node,
-                            "limit": breach.limit,
-                            "count": breach.count,
-                            "maximum": breach.maximum,
-                            "routed_to": None,  # the node raises LoopLimitExceeded
-                        },
+                    publish(
+                        LoopLimitReached(
+                            node=step.node,
+                            limit=breach.limit,
+                            count=breach.count,
+                            maximum=breach.maximum,
+                            routed_to=None,  # the node raises LoopLimitExceeded
+                        )
                     )
                     raise LoopLimitExceeded(
                         step.node,
@@ -206,9 +207,33 @@ class _Guard:
         details = dict(self.info)
         details["attempts"] = attempt_of(config)
         details["error_code"] = error_code(exc)
-        if started is not None:
-            details["duration_ms"] = (self.now() - started) * 1000.0
+        duration = None if started is None else self.now() - started
+        if duration is not None:
+            details["duration_ms"] = duration * 1000.0
         _tag_task(details, config)
+        if hub.listeners and not isinstance(exc, GraphBubbleUp):
+            hub.notify(
+                NodeFailed(
+                    node=self.node_of(config),
+                    breaker=self.breaker,
+                    duration=duration,
+                    error=type(exc).__name__,
+                )
+            )
+
+    def observe(self, config: RunnableConfig | None, started: float) -> None:
+        """Tell the event hub's listeners (the health monitor) that an attempt returned."""
+        hub.notify(
+            NodeSucceeded(
+                node=self.node_of(config), breaker=self.breaker, duration=self.now() - started
+            )
+        )
+
+    def node_of(self, config: RunnableConfig | None) -> str:
+        """The graph node this attempt runs as; the function's name outside a graph."""
+        metadata = (config or {}).get("metadata") or {}
+        node = metadata.get("langgraph_node")
+        return node if isinstance(node, str) else self.label
 
     def succeeded(
         self, result: Any, step: Step, config: RunnableConfig | None, started: float
@@ -232,7 +257,8 @@ def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> 
         except BaseException as exc:
             core.failed(exc, config, None)  # the error handler's config is this task's
             raise
-        started = core.now() if step is not None or cell.timed else 0.0
+        timed = step is not None or cell.timed or bool(hub.listeners)
+        started = core.now() if timed else 0.0
         try:
             if deadline is None:
                 result = fn(*args, **kwargs)
@@ -242,10 +268,12 @@ def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> 
             cell.release(permit)
             raise
         except BaseException as exc:
-            core.failed(exc, config, started if step is not None or cell.timed else None)
+            core.failed(exc, config, started if timed else None)
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
+        if hub.listeners:
+            core.observe(config, started)
         if step is None:
             return result
         return core.succeeded(result, step, config, started)
@@ -270,7 +298,8 @@ def _guard_async(
         except BaseException as exc:
             core.failed(exc, config, None)
             raise
-        started = core.now() if step is not None or cell.timed else 0.0
+        timed = step is not None or cell.timed or bool(hub.listeners)
+        started = core.now() if timed else 0.0
         try:
             if deadline is None:
                 result = await fn(*args, **kwargs)
@@ -282,10 +311,12 @@ def _guard_async(
             cell.release(permit)
             raise
         except BaseException as exc:
-            core.failed(exc, config, started if step is not None or cell.timed else None)
+            core.failed(exc, config, started if timed else None)
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
+        if hub.listeners:
+            core.observe(config, started)
         if step is None:
             return result
         return core.succeeded(result, step, config, started)

@@ -18,8 +18,10 @@ from langgraph.graph import END
 from langgraph.types import Send
 
 from langgraph_resilience.breaker import is_async_callable
+from langgraph_resilience.core.events import LoopLimitReached
 from langgraph_resilience.core.ledger import Ledger, LedgerView, LimitRecord
 from langgraph_resilience.core.loops import LoopPolicy
+from langgraph_resilience.events import publish
 from langgraph_resilience.graph._context import (
     Step,
     node_exists,
@@ -27,7 +29,6 @@ from langgraph_resilience.graph._context import (
     takes_parameter,
     write_from_router,
 )
-from langgraph_resilience.tracing import annotate
 
 __all__ = ["loop_guard"]
 
@@ -127,15 +128,14 @@ def loop_guard(
                 kept.append(destination)
                 continue
             logger.warning("loop limit: %s; routing to %r instead", breach.describe(), on_exceeded)
-            annotate(
-                "loop_limit",
-                {
-                    "node": target,
-                    "limit": breach.limit,
-                    "count": breach.count,
-                    "maximum": breach.maximum,
-                    "routed_to": on_exceeded,
-                },
+            publish(
+                LoopLimitReached(
+                    node=target,
+                    limit=breach.limit,
+                    count=breach.count,
+                    maximum=breach.maximum,
+                    routed_to=on_exceeded,
+                )
             )
             limits.append(
                 {

@@ -25,7 +25,7 @@ from langgraph_resilience.core.events import (
 )
 from langgraph_resilience.core.policy import BreakerPolicy
 from langgraph_resilience.errors import CircuitOpenError
-from langgraph_resilience.tracing import annotate_event
+from langgraph_resilience.events import publish
 
 __all__ = ["InMemoryBreakerStore", "LocalBreakerCell", "default_breaker_store"]
 
@@ -186,7 +186,7 @@ class LocalBreakerCell:
                     except IndexError:  # another thread drained it between the check and here
                         return
                     _log(event)
-                    annotate_event(event)  # on the current LangSmith run, if tracing is on
+                    publish(event)  # to the current LangSmith run and the event hub
                     for listener in self._listeners:
                         try:
                             listener(event)
