@@ -1,4 +1,4 @@
-"""The ``langgraph-resilience`` command: ``version``, ``demo`` and ``dlq ...``.
+"""The ``langgraph-resilience`` command: ``version``, ``demo``, ``status`` and ``dlq ...``.
 
 ``dlq`` operates a dead-letter queue from a shell::
 
@@ -11,6 +11,11 @@
 
 The store comes from ``--store`` or the ``LANGGRAPH_RESILIENCE_DLQ`` environment variable.
 Tables are for people, ``--json`` for scripts; passwords in URLs are always masked.
+
+``status`` prints a health snapshot written by ``HealthMonitor.save(path)``::
+
+    langgraph-resilience status health.json
+    langgraph-resilience status health.json --json
 """
 
 from __future__ import annotations
@@ -23,15 +28,17 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from langgraph_resilience import __version__
 from langgraph_resilience.dead_letter import DeadLetterQueue
+from langgraph_resilience.health import HealthSnapshot
 from langgraph_resilience.stores.letters import DeadLetter
 
 __all__ = ["main"]
 
-DEMOS = ("research_team", "research_pipeline", "checkpoint_failover")
+DEMOS = ("research_team", "research_pipeline", "checkpoint_failover", "multi_agent")
 """The example modules ``demo`` runs, in order (the same as ``make demo``)."""
 
 STORE_ENV = "LANGGRAPH_RESILIENCE_DLQ"
@@ -56,6 +63,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return 0
         if args.command == "demo":
             return _demo()
+        if args.command == "status":
+            return _status(args.path, as_json=args.json, out=out)
         if args.command == "dlq":
             if args.action is None:
                 parser.parse_args(["dlq", "--help"])
@@ -74,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("version", help="print the installed version")
     sub.add_parser("demo", help="run the example graphs (needs a source checkout)")
+    status = sub.add_parser(
+        "status", help="print a health snapshot saved by HealthMonitor.save(path)"
+    )
+    status.add_argument("path", help="the snapshot's JSON file")
+    status.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     dlq = sub.add_parser("dlq", help="inspect, replay and clean up dead letters")
     dlq.add_argument("--store", help=f"the store's URL (default: ${STORE_ENV})")
@@ -115,6 +129,26 @@ def _demo() -> int:
         if number:
             print()
         demo.main()
+    return 0
+
+
+def _status(path: str, *, as_json: bool, out: TextIO) -> int:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(
+            f"no health snapshot at {path}: write one with HealthMonitor.save({path!r})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the health snapshot {path}: {exc}") from None
+    try:
+        snapshot = HealthSnapshot.from_json(text)
+    except ValueError as exc:
+        raise UsageError(f"{path} is not a valid health snapshot: {exc}") from None
+    if as_json:
+        _print_json(snapshot.to_dict(), out)
+    else:
+        out.write(snapshot.table())
     return 0
 
 
