@@ -174,9 +174,13 @@ def _handler(server: FakeLangSmith) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _body(self, headers: dict[str, str]) -> bytes:
+        def _body(self, headers: dict[str, str]) -> bytes | None:
+            """The request's body; ``None`` if the client went away before sending it all
+            (a process killed mid-upload: there is nothing to store, and no error)."""
             if "chunked" not in headers.get("transfer-encoding", ""):
-                return self.rfile.read(int(headers.get("content-length") or 0))
+                length = int(headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                return body if len(body) == length else None
             chunks = []  # a streamed body: "<hex size>\r\n<data>\r\n" ... "0\r\n\r\n"
             while size := int(self.rfile.readline().split(b";")[0], 16):
                 chunks.append(self.rfile.read(size))
@@ -188,6 +192,9 @@ def _handler(server: FakeLangSmith) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0]
             headers = {key.lower(): value for key, value in self.headers.items()}
             body = self._body(headers)
+            if body is None:
+                self.close_connection = True
+                return None
             with server._lock:
                 server.requests.append((self.command, path, headers))
             if self.command == "GET":
