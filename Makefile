@@ -27,6 +27,8 @@ demo: $(VENV)/.runtime
 	$(PY) -m examples.research_pipeline
 	@echo
 	$(PY) -m examples.checkpoint_failover
+	@echo
+	$(PY) -m examples.multi_agent
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

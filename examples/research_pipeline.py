@@ -34,7 +34,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -155,7 +155,7 @@ def scripted_models(clock: FakeClock) -> PipelineModels:
 
 def ask(model: ScriptedChatModel, role: str, prompt: str) -> str:
     reply = model.invoke([SystemMessage(role), HumanMessage(prompt)])
-    return cast(AIMessage, reply).text
+    return reply.text
 
 
 def research_with(model: ScriptedChatModel) -> Runnable[PipelineState, dict[str, Any]]:

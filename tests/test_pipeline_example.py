@@ -94,8 +94,10 @@ def test_demo_tells_the_story(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == out  # deterministic, fresh each run
 
 
-def test_cli_demo_runs_both_examples(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_demo_runs_every_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "The breaker is closed again" in out  # research_team
     assert "loop limit: writer" in out  # research_pipeline
+    assert "the HealthMonitor's table:" in out  # multi_agent, last
+    assert out.rindex("the HealthMonitor's table:") > out.rindex("loop limit: writer")
