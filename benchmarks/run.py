@@ -1,6 +1,7 @@
 """``make bench``: closed-breaker overhead, guard's cost per node-step, fail-fast, the
-ledger's cost per node-step, the dead-letter queue's ``put`` against the raw drivers, and
-``ResilientSaver``'s cost per step, failover latency and lost checkpoints.
+ledger's cost per node-step, the dead-letter queue's ``put`` against the raw drivers,
+``ResilientSaver``'s cost per step, failover latency and lost checkpoints, and what
+watching costs (the health monitor per node-step, decisions with tracing off).
 
 Usage::
 
@@ -30,6 +31,7 @@ from .fail_fast import run_fail_fast
 from .graph_step import run_graph_step
 from .ledger import NODES as NODES_BREAKDOWN
 from .ledger import run_ledger
+from .monitoring import run_monitoring
 from .overhead import run_overhead
 from .saver import BACKEND_LABELS as SAVER_LABELS
 from .saver import GOAL_LOST, GOAL_MIRROR_PCT, GOAL_PASS_PCT, VARIANT_LABELS, run_saver
@@ -53,6 +55,8 @@ GOAL_RATIO = 1.0  # our closed-breaker overhead / the fastest peer's
 GOAL_STEP_PCT = 2.0  # guard's cost per node-step, % of an unguarded step
 GOAL_FAIL_FAST = 20.0  # wall time of case A / case D
 GOAL_LEDGER_PCT = 5.0  # the ledger's cost per node-step, % of a guarded step without it
+GOAL_MONITOR_PCT = 5.0  # the health monitor's cost per node-step, % of a guarded step
+GOAL_TRACING_OFF_NS = 1000.0  # one decision's annotate + publish with tracing off and no listener
 # GOAL_DLQ_RATIO (1.5, in dead_letters.py): DeadLetterQueue.put / the raw driver's write
 # GOAL_PASS_PCT (3), GOAL_MIRROR_PCT (15), GOAL_LOST (0), in saver.py: ResilientSaver's
 # cost per step over the raw saver, pass-through and mirrored; checkpoints lost
@@ -192,6 +196,53 @@ def report_graph(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
         "of each graph. Added = median of all guarded invocations - median of all unguarded "
         "ones, per step; in situ = the guard wrapper timed from inside the run.\n\n"
         + _table(header, rows)
+        + "\n"
+    )
+    return text, goals
+
+
+def report_monitoring(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
+    m, off = res["monitor"], res["tracing_off"]
+    rows = [
+        [
+            "sync `invoke`, 10 guarded nodes",
+            f"{m['invoke_us_unguarded']:,.0f}",
+            f"{m['invoke_us_guarded']:,.0f}",
+            f"{m['invoke_us_guarded_monitored']:,.0f}",
+            f"**{m['added_us_per_step']:.2f}**",
+            f"**{m['added_pct_of_guarded_step']:.2f} %**",
+        ]
+    ]
+    header = [
+        "graph",
+        "unguarded µs/invoke",
+        "guarded µs/invoke",
+        "guarded + monitor µs/invoke",
+        "monitor µs/step",
+        "% of a guarded step",
+    ]
+    off_rows = [
+        ["an empty function call", f"{off['empty_call_ns']:.0f}"],
+        ["`annotate(name, data)`, no run", f"{off['annotate_ns']:.0f}"],
+        ["`publish(event)`, no run, no listener", f"{off['publish_ns']:.0f}"],
+    ]
+    per_decision = off["annotate_ns"] + off["publish_ns"]
+    goals = [
+        (
+            f"health monitor: <= {GOAL_MONITOR_PCT:g} % of a guarded step",
+            m["added_pct_of_guarded_step"] <= GOAL_MONITOR_PCT,
+        ),
+        (
+            f"a decision with tracing off: <= {GOAL_TRACING_OFF_NS:g} ns",
+            per_decision <= GOAL_TRACING_OFF_NS,
+        ),
+    ]
+    text = (
+        f"{m['pairs']} interleaved pairs: the same guarded graph with and without a "
+        "`HealthMonitor` subscribed; the unguarded graph for LangGraph's own cost.\n\n"
+        + _table(header, rows)
+        + "\n\nWith tracing off, what a decision costs (best of repeats, ns per call):\n\n"
+        + _table(["call", "ns"], off_rows)
         + "\n"
     )
     return text, goals
@@ -621,7 +672,7 @@ def report_saver(res: dict[str, Any]) -> tuple[str, list[tuple[str, bool]]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--parts", default="1,2,3,4,5,6", help="which parts to run, e.g. 1,3")
+    parser.add_argument("--parts", default="1,2,3,4,5,6,7", help="which parts to run, e.g. 1,3")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write JSON")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -692,6 +743,15 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(
             "## 6. `ResilientSaver`: cost per step, failover, lost checkpoints\n\n" + text
         )
+        goals += g
+        print(sections[-1], flush=True)
+
+    if "7" in parts:
+        _say("part 7: the health monitor per node-step, decisions with tracing off")
+        res = run_monitoring(q, progress=_say)
+        results["monitoring"] = res
+        text, g = report_monitoring(res)
+        sections.append("## 7. What watching costs: the health monitor, tracing off\n\n" + text)
         goals += g
         print(sections[-1], flush=True)
 

@@ -362,16 +362,18 @@ class DeadLetterQueue:
     def _prepare(self, letter: DeadLetter) -> DeadLetter:
         shot = snapshot(self._redact(letter.input), limit_bytes=self._max_input_bytes)
         metadata = snapshot(self._redact(letter.metadata), limit_bytes=self._max_input_bytes)
-        return letter.model_copy(
-            update={
-                "error_message": _storable(letter.error_message),
-                "traceback": _storable(letter.traceback),
-                "input": shot.value,
-                "input_truncated": letter.input_truncated or shot.truncated,
-                "input_unserializable": letter.input_unserializable or shot.unserializable,
-                "metadata": metadata.value if isinstance(metadata.value, dict) else {},
-            }
-        )
+        update: dict[str, Any] = {
+            "error_message": _storable(letter.error_message),
+            "traceback": _storable(letter.traceback),
+            "input": shot.value,
+            "input_truncated": letter.input_truncated or shot.truncated,
+            "input_unserializable": letter.input_unserializable or shot.unserializable,
+            "metadata": metadata.value if isinstance(metadata.value, dict) else {},
+        }
+        if "created_at" not in letter.model_fields_set:
+            # The queue's clock, like next_attempt_at and purge's cutoff: one clock per queue.
+            update["created_at"] = self._now()
+        return letter.model_copy(update=update)
 
     def _require(self, letter_id: str) -> DeadLetter:
         letter = self.store.get(letter_id)

@@ -69,10 +69,10 @@ def annotate_event(event: object) -> bool:
     """:func:`annotate` for a typed event (``BreakerOpened``, ``SaverFailedOver``...):
     the name is the event's ``kind`` (else its class name in snake case), the data its
     fields."""
+    if get_current_run_tree() is None:
+        return False  # skip checking and building the fields when nobody will see them
     if not dataclasses.is_dataclass(event) or isinstance(event, type):
         raise TypeError(f"annotate_event() takes an event dataclass, got {event!r}")
-    if get_current_run_tree() is None:
-        return False  # skip building the fields when nobody will see them
     data = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
     kind = getattr(type(event), "kind", None) or _snake(type(event).__name__)
     return annotate(kind, data)

@@ -155,6 +155,17 @@ def test_purge_by_age_keeps_open_letters(dlq: DeadLetterQueue, clock: Clock) -> 
     assert dlq.get(still_open.id) is not None
 
 
+def test_a_letter_is_dated_by_the_queue_clock(dlq: DeadLetterQueue, clock: Clock) -> None:
+    """Proves: without an explicit created_at, a letter is dated by the queue's clock, the
+    one purge and the list filters compare it with (not the wall clock)."""
+    fields = letter(1).model_dump(exclude={"created_at", "id"})
+    undated = dlq.put(DeadLetter(**fields))
+    assert undated.created_at == T0
+    dlq.discard(undated.id)
+    clock.now = T0 + timedelta(days=30)
+    assert dlq.purge(older_than=timedelta(days=7)) == 1
+
+
 async def test_async_twins_run_the_same_calls(dlq: DeadLetterQueue) -> None:
     stored = await dlq.aput(letter(1, next_attempt_at=T0))
     assert await dlq.aget(stored.id) == stored
