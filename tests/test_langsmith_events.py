@@ -37,7 +37,7 @@ from typing import Annotated, Any, cast
 import langsmith as ls
 import pytest
 import tenacity
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langsmith import Client
 
@@ -486,6 +486,34 @@ async def test_an_open_breaker_is_skipped_on_the_error_handler_run(
     assert decision(handler, "fallback_taken")["target"] == "c"
     assert server.runs_named("b") == []  # skipped without running
     assert carriers(server, "fallback_skipped") == ["__error_handler__a"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_guarded_runnable_reports_on_the_node_run(
+    mode: str, client: Client, server: FakeLangSmith
+) -> None:
+    """Proves: guard() around a runnable adds no run of its own: the breaker's events land
+    on the node's run, and the runnable's run is the node run's child."""
+    breaker = CircuitBreaker(
+        "svc", BreakerPolicy(failure_threshold=1), store=InMemoryBreakerStore(), clock=FakeClock()
+    )
+
+    def down(state: Any) -> dict[str, Any]:
+        raise ConnectionError("service down")
+
+    async def adown(state: Any) -> dict[str, Any]:
+        raise ConnectionError("service down")
+
+    chain = RunnableLambda(down, afunc=adown, name="service_chain")
+    graph = one_node("call_service", guard(chain, breaker=breaker))
+    with pytest.raises(ConnectionError):
+        await traced(mode, client)(graph, {"log": []})
+    client.flush(timeout=10)
+
+    node_run = server.run_named("call_service")
+    assert server.run_named("service_chain")["parent_run_id"] == node_run["id"]
+    assert carriers(server, "breaker_opened") == ["call_service"]
+    assert decision(node_run, "breaker_opened")["breaker"] == "svc"
 
 
 # ---- verification gates --------------------------------------------------------------------

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp
 from langsmith import get_current_run_tree
@@ -127,10 +128,13 @@ def guard(
         async def ainvoke(state: Any, config: RunnableConfig) -> Any:
             return await runnable.ainvoke(state, config)
 
-        wrapped = RunnableLambda(
+        # Untraced, as LangGraph wraps a plain function: the node's run is the guard's,
+        # so breaker events land on it and the runnable's own run is its child.
+        wrapped = RunnableCallable(
             _guard_sync(invoke, core, strip_config=False),
-            afunc=_guard_async(ainvoke, core, strip_config=False),
+            _guard_async(ainvoke, core, strip_config=False),
             name=label,
+            trace=False,
         )
         return cast(NodeT, wrapped)
 
