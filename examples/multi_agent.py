@@ -971,6 +971,9 @@ def run_demo(workdir: Path, models: Models, model: str | None, *, kept: bool) ->
                 "latencies; the HealthMonitor's table:"
             )
             print(monitor.table())
+            if kept:  # for `langgraph-resilience status`, as a dashboard would read it
+                monitor.save(workdir / "health.json")
+                print(f"saved: `langgraph-resilience status {workdir / 'health.json'}`")
     finally:
         desk.close()
     return 0

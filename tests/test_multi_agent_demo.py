@@ -21,6 +21,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from examples import multi_agent
 from langgraph_resilience import DeadLetterQueue, ledger
+from langgraph_resilience.cli import main as cli_main
 
 REPO = Path(__file__).resolve().parent.parent
 NODES = ["researcher", "cached_research", "analyst", "gate", "writer", "supervisor", "publisher"]
@@ -212,7 +213,19 @@ def test_the_same_story_as_a_module_on_a_kept_workdir(story: str, tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert f"in {tmp_path} (kept" in done.stdout
-    assert normalise(from_scene_one(done.stdout)) == normalise(from_scene_one(story))
+    saved = f"saved: `langgraph-resilience status {tmp_path / 'health.json'}`\n"
+    assert done.stdout.endswith(saved)
+    told = done.stdout.removesuffix(saved)
+    assert normalise(from_scene_one(told)) == normalise(from_scene_one(story))
+
+    # The health table the demo ended with, read back by the CLI from the saved snapshot.
+    status = io.StringIO()
+    assert cli_main(["status", str(tmp_path / "health.json")], out=status) == 0
+    table = status.getvalue()
+    headline = next(line for line in told.splitlines() if line.startswith("health at t="))
+    assert table.splitlines()[0].startswith(headline)
+    assert "researcher" in table
+    assert "dead letter from 'publisher'" in table
 
     dlq = DeadLetterQueue.from_url(f"sqlite:///{tmp_path / 'dead_letters.db'}")
     try:
@@ -234,7 +247,7 @@ def test_the_same_story_as_a_module_on_a_kept_workdir(story: str, tmp_path: Path
         assert ledger(values).visits_of("writer") == 1  # request 10, across the crash
 
     # A second run on the same folder starts afresh, and tells the same story.
-    again = run_in_process("--workdir", str(tmp_path))
+    again = run_in_process("--workdir", str(tmp_path)).removesuffix(saved)
     assert normalise(from_scene_one(again)) == normalise(from_scene_one(story))
 
 
