@@ -71,16 +71,12 @@ def annotate_event(event: object) -> bool:
     fields."""
     if get_current_run_tree() is None:
         return False  # skip checking and building the fields when nobody will see them
-    if not dataclasses.is_dataclass(event) or isinstance(event, type):
-        raise TypeError(f"annotate_event() takes an event dataclass, got {event!r}")
-    data = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
-    kind = getattr(type(event), "kind", None) or _snake(type(event).__name__)
-    return annotate(kind, data)
+    return annotate(*_described(event))
 
 
-def trace_event(event: object, **metadata: Any) -> bool:
+def trace_event(event: object) -> bool:
     """:func:`annotate_event`, or, outside every run with tracing on, a short run of its
-    own named ``langgraph_resilience.<kind>`` carrying the event and ``metadata``.
+    own named ``langgraph_resilience.<kind>`` carrying the event.
 
     For decisions made where LangGraph keeps no run: the checkpointer is called from
     the graph's loop, outside the node runs, so a failover would otherwise reach no
@@ -90,18 +86,19 @@ def trace_event(event: object, **metadata: Any) -> bool:
         return True
     if not tracing_is_enabled():
         return False
-    kind = getattr(type(event), "kind", None) or _snake(type(event).__name__)
-    fields = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}  # type: ignore[arg-type]
-    extra = {key: _plain(value) for key, value in metadata.items()}
-    with langsmith.trace(
-        f"{PREFIX}.{kind}",
-        inputs=fields,
-        tags=["langgraph_resilience", f"resilience:{kind}"],
-        metadata={**extra, f"resilience.{kind}": fields},
-    ) as run:
-        run.add_event({"name": f"{PREFIX}.{kind}", "time": _now(), "kwargs": fields})
+    kind, data = _described(event)
+    with langsmith.trace(f"{PREFIX}.{kind}", inputs=_plain(data), tags=[PREFIX]) as run:
+        annotate(kind, data)  # the new run is the current one
         run.end(outputs={})
     return True
+
+
+def _described(event: object) -> tuple[str, dict[str, Any]]:
+    """An event's name in LangSmith and its fields."""
+    if not dataclasses.is_dataclass(event) or isinstance(event, type):
+        raise TypeError(f"annotate_event() takes an event dataclass, got {event!r}")
+    data = {field.name: getattr(event, field.name) for field in dataclasses.fields(event)}
+    return getattr(type(event), "kind", None) or _snake(type(event).__name__), data
 
 
 def _now() -> str:

@@ -75,7 +75,7 @@ async def through(breaker: CircuitBreaker, mode: str, body: Callable[..., Any], 
             return body(*args)
     if mode == "async_with":
         async with breaker:
-            await asyncio.sleep(0)  # the dependency's I/O, as in async_body
+            await asyncio.sleep(0)  # stands in for the dependency's I/O; no breaker timing
             return body(*args)
     raise AssertionError(mode)
 

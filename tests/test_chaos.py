@@ -800,7 +800,9 @@ async def test_async_hang_blocks_until_release(chaos: Chaos) -> None:
     task = asyncio.create_task(node({}))
     try:
         assert await asyncio.to_thread(chaos.hanging.wait, WAIT)
-        await asyncio.sleep(0)  # the loop is free: other work runs meanwhile
+        # A yield, not a wait (no breaker timing): the loop is free, so other work runs
+        # while the hung task stays suspended.
+        await asyncio.sleep(0)
         assert not task.done()
     finally:
         chaos.release()

@@ -276,7 +276,7 @@ def _guard_sync(fn: Callable[..., Any], core: _Guard, *, strip_config: bool) -> 
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
-        if hub.listeners:
+        if timed and hub.listeners:  # `started` is a reading only if the attempt was timed
             core.observe(config, started)
         if step is None:
             return result
@@ -319,7 +319,7 @@ def _guard_async(
             cell.record_error(permit, exc, started)
             raise
         cell.record_result(permit, result, started)
-        if hub.listeners:
+        if timed and hub.listeners:  # `started` is a reading only if the attempt was timed
             core.observe(config, started)
         if step is None:
             return result
