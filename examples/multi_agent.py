@@ -66,7 +66,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -205,8 +205,6 @@ class ScriptedModel(BaseChatModel):
     """``(cues, reply)`` pairs, tried in order."""
     default: str = ""
     """The reply when no rule matches."""
-    calls: int = 0
-    """How many times the model was called."""
 
     @property
     def _llm_type(self) -> str:
@@ -219,7 +217,6 @@ class ScriptedModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        self.calls += 1
         prompt = messages[-1].text if messages else ""
         reply = next(
             (text for cues, text in self.rules if all(cue in prompt for cue in cues)),
@@ -331,8 +328,6 @@ class DeskState(ResilienceState, total=False):
 
     question: str
     notes: str
-    notes_source: Literal["live", "cache"]
-    """Where ``notes`` came from: the researcher, or the cache (degraded mode)."""
     analysis: dict[str, Any]
     """The analyst's output, ``VerifiedOutput`` fields as plain JSON."""
     caveat: str
@@ -438,9 +433,15 @@ def build_desk(
     store = InMemoryBreakerStore()  # a fresh set of breakers for each desk
     breakers = {
         name: CircuitBreaker(name, BREAKER_POLICY, clock=clock, store=store)
-        for name in ("researcher", "cached_research", "analyst", "writer", "supervisor")
+        for name in (
+            "researcher",
+            "cached_research",
+            "analyst",
+            "writer",
+            "supervisor",
+            "publisher",
+        )
     }
-    breakers["publisher"] = CircuitBreaker("publisher", BREAKER_POLICY, clock=clock, store=store)
 
     def faults(latency: float, *outages: Outage) -> Faults:
         return Faults(latency=latency, outages=outages)
@@ -495,12 +496,12 @@ def build_desk(
                 raise  # to the breaker, then to fallback_to
             if breakers["researcher"].state is not BreakerState.CLOSED:
                 say("researcher answered live: a good trial call")
-            return {"notes": notes, "notes_source": "live"}
+            return {"notes": notes}
 
     def cached_research(state: DeskState) -> DeskState:
         with agent("cached_research"):
             say("fallback: cached_research stands in for the researcher")
-            return {"notes": CACHED_NOTES, "notes_source": "cache"}
+            return {"notes": CACHED_NOTES}
 
     def analyst(state: DeskState) -> DeskState:
         with agent("analyst"):
@@ -724,7 +725,8 @@ def outages_and_breakers(desk: Desk) -> None:
         f"  the publisher's knowledge base tool: down from t={KNOWLEDGE_BASE_OUTAGE.start:g}s "
         f"to t={KNOWLEDGE_BASE_OUTAGE.end:g}s"
     )
-    print("  and every model call takes 0.5-2s of fake time.")
+    fastest, slowest = min(LATENCY.values()), max(LATENCY.values())
+    print(f"  and every model call takes {fastest:g}-{slowest:g}s of fake time.")
     print(
         f"Each agent has its own breaker: {BREAKER_POLICY.failure_threshold} failures in a row "
         f"open it for {BREAKER_POLICY.recovery_timeout:g}s, "

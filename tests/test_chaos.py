@@ -949,3 +949,37 @@ async def test_random_errors_fall_back_exactly_when_injected(
     first = await answers(chaos)
     assert set(first) == {"fresh", "cached"}
     assert await answers(Chaos(seed=11, clock=clock)) == first
+
+
+async def test_async_hangs_hold_no_worker_thread(chaos: Chaos) -> None:
+    """Proves: hung async calls wait on the event loop, not in the default executor's
+    threads (which LangGraph uses for sync nodes), so other work is not held up."""
+    node = chaos.node(answer_node()[1], Faults(hang_rate=1.0), name="answer")
+    before = {t.name for t in threading.enumerate()}
+    tasks = [asyncio.create_task(node({})) for _ in range(40)]
+    try:
+        assert await asyncio.to_thread(chaos.hanging.wait, WAIT)
+        for _ in range(5):
+            # A yield, not a wait (no breaker timing): lets every hung task start.
+            await asyncio.sleep(0)
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), WAIT) == "free"
+        new = {t.name for t in threading.enumerate()} - before
+        assert len(new) <= 1, new  # at most the one thread to_thread above needed
+        assert not any(task.done() for task in tasks)
+    finally:
+        chaos.release()
+    assert all(result == {"answer": ANSWER, "score": 3} for result in await asyncio.gather(*tasks))
+
+
+def test_durations_are_kept_in_seconds() -> None:
+    outage = Outage(timedelta(seconds=10), timedelta(minutes=1))
+    assert (outage.start, outage.end) == (10.0, 60.0)
+    assert "10s to 60s" in str(outage.make_error("search"))
+    assert Faults(latency=timedelta(milliseconds=250)).latency == 0.25
+
+
+def test_an_exception_type_that_needs_more_than_a_message_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"errors: UnicodeDecodeError cannot be built from a"):
+        Faults(errors=(UnicodeDecodeError,))
+    with pytest.raises(TypeError, match=r"Outage.error: UnicodeDecodeError"):
+        Outage(0, 1, error=UnicodeDecodeError)

@@ -146,8 +146,7 @@ InjectionKind: TypeAlias = Literal[
 
 NodeT = TypeVar("NodeT")
 
-_DRAWS = 6  # numbers drawn per call: hang, error, which error, latency, malformed, low
-_HANG_POLL = 0.1  # seconds an async hang waits in a thread between checks of its task
+_HANG_POLL = 0.1  # seconds an async hang waits between checks of Chaos.release()
 
 
 # ---- what to inject
@@ -181,17 +180,20 @@ class Outage:
         end = to_seconds(self.end, field="Outage.end")
         if not end > start:
             raise ValueError(f"Outage.end must be after Outage.start ({start:g}s), got {end:g}s")
+        # Kept in seconds, so each call compares floats instead of converting again.
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
         if self.error is not None:
             _check_error_spec("Outage.error", self.error)
 
     def covers(self, at: float) -> bool:
         """Whether a call at ``at`` seconds falls inside the outage."""
-        return _seconds(self.start) <= at < _seconds(self.end)
+        return cast(float, self.start) <= at < cast(float, self.end)
 
     def make_error(self, target: str) -> BaseException:
         """The error a call to ``target`` raises during the outage."""
         if self.error is None:
-            window = f"{_seconds(self.start):g}s to {_seconds(self.end):g}s"
+            window = f"{cast(float, self.start):g}s to {cast(float, self.end):g}s"
             return ConnectionError(f"injected outage of {target!r} ({window})")
         return _make_error(self.error, target, "Outage.error")
 
@@ -270,7 +272,7 @@ class Faults:
         for spec in errors:
             _check_error_spec("errors", spec)
         object.__setattr__(self, "errors", tuple(errors))
-        to_seconds(self.latency, field="latency")
+        object.__setattr__(self, "latency", to_seconds(self.latency, field="latency"))
         field_name = self.confidence_field
         if not isinstance(field_name, str) or not all(field_name.split(".")):
             raise ValueError(
@@ -578,10 +580,11 @@ class _Target:
         fate = self._draw()
         if fate.hang:
             gate = self._hang()
-            # An injected hang, until Chaos.release(). The thread waits a little at a
-            # time, so a cancelled call does not leave it blocked for ever.
-            while not await asyncio.to_thread(gate.wait, _HANG_POLL):
-                pass
+            # An injected hang, until Chaos.release(): polled on the event loop, so a hung
+            # call holds no worker thread (LangGraph runs sync nodes on those) and a
+            # cancellation takes effect at once.
+            while not gate.is_set():  # noqa: ASYNC110 - a threading.Event, set from any thread
+                await asyncio.sleep(_HANG_POLL)
         self._raise_error(fate)
         wait = self._add_latency(fate)
         if wait:
@@ -605,19 +608,28 @@ class _Target:
         """Step 1, and the call's fate: always the same count of numbers drawn."""
         faults = self.faults
         with self._lock:
-            hang, error, pick, latency, malformed, low = (self._rng.random() for _ in range(_DRAWS))
-        at = self._chaos.now()
-        for outage in faults.outages:
-            if outage.covers(at):
-                exc = outage.make_error(self.name)
-                self._record("outage", repr(exc))
-                raise exc
+            draw = self._rng.random
+            hang, error, pick, latency, malformed, low = (
+                draw(),
+                draw(),
+                draw(),
+                draw(),
+                draw(),
+                draw(),
+            )
+        if faults.outages:
+            at = self._chaos.now()
+            for outage in faults.outages:
+                if outage.covers(at):
+                    exc = outage.make_error(self.name)
+                    self._record("outage", repr(exc))
+                    raise exc
         return _Fate(
             hang=hang < faults.hang_rate,
             error=faults.errors[int(pick * len(faults.errors))]
             if error < faults.error_rate
             else None,
-            latency=_seconds(faults.latency) if latency < faults.latency_rate else 0.0,
+            latency=cast(float, faults.latency) if latency < faults.latency_rate else 0.0,
             malformed=malformed < faults.malformed_rate,
             low_confidence=low < faults.low_confidence_rate,
         )
@@ -951,6 +963,13 @@ def _check_error_spec(field_name: str, spec: object) -> None:
         return
     if isinstance(spec, type):
         if issubclass(spec, BaseException):
+            try:
+                spec("probe")  # raised as spec(message): refuse a type that cannot be
+            except Exception:
+                raise TypeError(
+                    f"{field_name}: {spec.__name__} cannot be built from a message alone; "
+                    f"pass an instance or a factory (e.g. lambda: {spec.__name__}(...))"
+                ) from None
             return
     elif callable(spec):
         return
@@ -971,10 +990,6 @@ def _check_probability(name: str, value: object) -> None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _derive_seed(seed: int | str, name: str) -> int:
