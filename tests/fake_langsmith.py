@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,8 +93,7 @@ class FakeLangSmith:
 
     def runs_named(self, name: str) -> list[dict[str, Any]]:
         """The runs called ``name``, oldest trace first (ordered by ``dotted_order``)."""
-        found = [run for run in self.runs.values() if run.get("name") == name]
-        return sorted(found, key=lambda run: run.get("dotted_order") or "")
+        return runs_named(self.runs, name)
 
     def run_named(self, name: str) -> dict[str, Any]:
         """The one run called ``name`` (an ``AssertionError`` if there are none or several)."""
@@ -213,3 +213,40 @@ def _handler(server: FakeLangSmith) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PATCH = _handle
 
     return Handler
+
+
+# ---- reading what arrived (shared by the tests that trace to this server) ----------------
+
+PREFIX = "langgraph_resilience."
+"""Every plugin decision's event name starts with this."""
+
+
+def in_trace_order(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs, oldest trace first (ordered by ``dotted_order``)."""
+    return sorted(runs.values(), key=lambda run: run.get("dotted_order") or "")
+
+
+def runs_named(runs: dict[str, dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The runs called ``name``, in trace order."""
+    return [run for run in in_trace_order(runs) if run.get("name") == name]
+
+
+def carriers(runs: dict[str, dict[str, Any]], kind: str) -> list[str]:
+    """The names of the runs tagged with the decision ``kind``, in trace order."""
+    return [
+        run["name"]
+        for run in in_trace_order(runs)
+        if f"resilience:{kind}" in (run.get("tags") or [])
+    ]
+
+
+def decision(run: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The fields of the one decision ``kind`` on ``run``: its event (with an ISO time),
+    its tag and its metadata, checked to agree."""
+    events = [e for e in run.get("events") or [] if e["name"] == PREFIX + kind]
+    assert len(events) == 1, f"{run['name']}: {[e['name'] for e in run.get('events') or []]}"
+    assert f"resilience:{kind}" in run["tags"]
+    datetime.fromisoformat(events[0]["time"])  # an ISO timestamp, as LangSmith wants
+    fields = run["extra"]["metadata"][f"resilience.{kind}"]
+    assert events[0]["kwargs"] == fields
+    return dict(fields)

@@ -31,7 +31,6 @@ import contextlib
 import operator
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from typing import Annotated, Any, cast
 
 import langsmith as ls
@@ -64,12 +63,12 @@ from langgraph_resilience import (
 )
 from langgraph_resilience.testing import FaultySaver
 from langgraph_resilience.tracing import annotate
-from tests.fake_langsmith import FakeLangSmith
+from tests.fake_langsmith import PREFIX, FakeLangSmith, decision
+from tests.fake_langsmith import carriers as runs_carrying
 from tests.graph._helpers import MODES, node_pair
 from tests.graph._helpers import run as run_in_mode
 
 PROJECT = "resilience-events"
-PREFIX = "langgraph_resilience."
 ROOT = "LangGraph"
 """The name LangGraph gives a graph's root run."""
 
@@ -146,21 +145,9 @@ def decisions(run: Run) -> list[str]:
     return names
 
 
-def decision(run: Run, name: str) -> dict[str, Any]:
-    """The fields of the one ``name`` decision on ``run``: event kwargs == metadata."""
-    events = [e for e in run.get("events") or [] if e["name"] == PREFIX + name]
-    assert len(events) == 1, f"{run['name']}: {[e['name'] for e in run.get('events') or []]}"
-    assert f"resilience:{name}" in run["tags"]
-    datetime.fromisoformat(events[0]["time"])  # an ISO timestamp, as LangSmith wants
-    fields = run["extra"]["metadata"][f"resilience.{name}"]
-    assert events[0]["kwargs"] == fields
-    return cast(dict[str, Any], fields)
-
-
 def carriers(server: FakeLangSmith, name: str) -> list[str]:
     """The names of the runs tagged with decision ``name``, in trace order."""
-    runs = sorted(server.runs.values(), key=lambda run: run.get("dotted_order") or "")
-    return [run["name"] for run in runs if f"resilience:{name}" in (run.get("tags") or [])]
+    return runs_carrying(server.runs, name)
 
 
 def only_root(server: FakeLangSmith) -> Run:

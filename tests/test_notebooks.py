@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_langsmith import FakeLangSmith
+from tests.fake_langsmith import FakeLangSmith, carriers, decision, runs_named
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -29,8 +29,6 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 PROJECT = "notebooks"
 """The LangSmith project the kernels trace to."""
-PREFIX = "langgraph_resilience."
-"""The prefix of the plugin's events on a run."""
 
 Run = dict[str, Any]
 
@@ -54,13 +52,11 @@ class Executed:
 
     def named(self, name: str) -> list[Run]:
         """The runs called ``name``, in trace order."""
-        found = [run for run in self.runs.values() if run.get("name") == name]
-        return sorted(found, key=lambda run: run.get("dotted_order") or "")
+        return runs_named(self.runs, name)
 
     def carriers(self, kind: str) -> list[str]:
         """The names of the runs tagged with the decision ``kind``, in trace order."""
-        runs = sorted(self.runs.values(), key=lambda run: run.get("dotted_order") or "")
-        return [run["name"] for run in runs if f"resilience:{kind}" in (run.get("tags") or [])]
+        return carriers(self.runs, kind)
 
 
 @pytest.fixture(scope="module")
@@ -140,16 +136,6 @@ def request_lines(text: str) -> dict[str, str]:
     """City -> the line the quickstart's ``ask(city)`` printed (the latest for a city)."""
     lines = [line for line in text.splitlines() if line.startswith("t=")]
     return {line.split("s ", 1)[1].split()[0]: line for line in lines}
-
-
-def decision(run: Run, kind: str) -> dict[str, Any]:
-    """The fields of the decision ``kind`` on ``run``: one event, its tag, its metadata."""
-    events = [e for e in run.get("events") or [] if e["name"] == PREFIX + kind]
-    assert len(events) == 1, f"{run['name']}: {[e['name'] for e in run.get('events') or []]}"
-    assert f"resilience:{kind}" in run["tags"]
-    fields = run["extra"]["metadata"][f"resilience.{kind}"]
-    assert events[0]["kwargs"] == fields
-    return dict(fields)
 
 
 # ---- the repository: notebooks are stored clean ------------------------------------------
