@@ -41,11 +41,11 @@ import io
 import json
 import logging
 import os
-import tempfile
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -67,6 +67,7 @@ from .core.health import (
     StateChange,
     Timeline,
 )
+from .core.policy import _check_int
 from .events import hub
 
 if TYPE_CHECKING:
@@ -520,8 +521,7 @@ class HealthMonitor:
         sinks = (LoggingSink(),) if sinks is None else tuple(sinks)
         for sink in sinks:
             _check_sink(sink)
-        if not isinstance(max_alerts, int) or isinstance(max_alerts, bool) or max_alerts < 1:
-            raise ValueError(f"max_alerts must be an integer >= 1, got {max_alerts!r}")
+        _check_int("max_alerts", max_alerts, minimum=1)
         self._clock = clock
         self._now = clock.now
         self._stats = HealthStats(
@@ -532,7 +532,6 @@ class HealthMonitor:
         self._alerts: deque[Alert] = deque(maxlen=max_alerts)
         self._watched: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
-        self._listener = self.record  # one bound method, so unsubscribe finds it
         self._started = False
 
     # ---- lifecycle
@@ -543,7 +542,7 @@ class HealthMonitor:
             if self._started:
                 return self
             self._started = True
-        hub.subscribe(self._listener)
+        hub.subscribe(self.record)
         return self
 
     def stop(self) -> None:
@@ -552,7 +551,7 @@ class HealthMonitor:
             if not self._started:
                 return
             self._started = False
-        hub.unsubscribe(self._listener)
+        hub.unsubscribe(self.record)  # bound methods of one monitor compare equal
 
     @property
     def started(self) -> bool:
@@ -672,7 +671,7 @@ class HealthMonitor:
         """The health tables as plain text: ``print(monitor.table())``."""
         return self.snapshot().table(width=width)
 
-    def plot(self, *, ax: Axes | Sequence[Axes] | None = None) -> Figure:
+    def plot(self, *, ax: Axes | Iterable[Axes] | None = None) -> Figure:
         """Plot the timeline with matplotlib (the ``notebook`` extra): see
         :func:`langgraph_resilience.notebook.plot_timeline`."""
         from .notebook import plot_timeline
@@ -685,24 +684,18 @@ class HealthMonitor:
         ``langgraph-resilience status PATH`` prints it.
         """
         stamp = datetime.fromtimestamp(WallClock().now(), tz=timezone.utc)
-        snapshot = self.snapshot()
-        text = HealthSnapshot(
-            taken_at=snapshot.taken_at,
-            nodes=snapshot.nodes,
-            breakers=snapshot.breakers,
-            savers=snapshot.savers,
-            alerts=snapshot.alerts,
-            saved_at=stamp.isoformat(timespec="seconds"),
-        ).to_json()
+        text = replace(self.snapshot(), saved_at=stamp.isoformat(timespec="seconds")).to_json()
         target = Path(path)
-        # Write beside the target and rename, so a reader never sees half a file.
-        fd, scratch = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        # Write beside the target and rename, so a reader never sees half a file. Opened
+        # with mode 0o666 like open() (the umask applies), unlike mkstemp's 0600.
+        scratch = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
         try:
+            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
             os.replace(scratch, target)
         except BaseException:
-            Path(scratch).unlink(missing_ok=True)
+            scratch.unlink(missing_ok=True)
             raise
         return target
 

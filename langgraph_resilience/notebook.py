@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .core.events import BreakerState
 from .core.health import Timeline
@@ -53,8 +53,25 @@ class _HasTimeline(Protocol):
     def timeline(self) -> Timeline: ...
 
 
+def _axes_pair(ax: Any) -> tuple[Axes, Axes]:
+    """``ax`` as a pair of Axes (e.g. ``plt.subplots(2)[1]``, a numpy array), or a
+    ``ValueError`` saying what it got instead."""
+    try:
+        pair: tuple[Any, ...] = tuple(ax)
+    except TypeError:
+        raise ValueError(f"ax takes one Axes or a pair (bands, latencies), got {ax!r}") from None
+    if len(pair) != 2:
+        raise ValueError(f"ax takes one Axes or a pair (bands, latencies), got {len(pair)}")
+    for item in pair:
+        if not hasattr(item, "twinx"):
+            raise ValueError(
+                f"ax takes one Axes or a pair (bands, latencies), got a pair holding {item!r}"
+            )
+    return pair[0], pair[1]
+
+
 def plot_timeline(
-    monitor_or_timeline: _HasTimeline | Timeline, *, ax: Axes | Sequence[Axes] | None = None
+    monitor_or_timeline: _HasTimeline | Timeline, *, ax: Axes | Iterable[Axes] | None = None
 ) -> Figure:
     """Draw breaker states as coloured bands over time (one row per breaker) and each
     node's attempt latencies as points below (failures as crosses, rejected calls as
@@ -64,14 +81,15 @@ def plot_timeline(
         monitor_or_timeline: a ``HealthMonitor`` (its ``timeline()`` is taken) or a
             ``Timeline``.
         ax: ``None`` for a new figure with two panels; a pair of ``Axes`` for the bands
-            and the latencies; or one ``Axes``, which gets the bands, with the latencies
-            on a second y-axis over them.
+            and the latencies (a list, a tuple, or ``plt.subplots(2)``'s array); or one
+            ``Axes``, which gets the bands, with the latencies on a second y-axis over them.
 
     Returns:
         The matplotlib ``Figure`` (save it with ``fig.savefig(path)``).
 
     Raises:
         ImportError: matplotlib is not installed (the message says how to install it).
+        ValueError: ``ax`` is neither one Axes nor a pair of them.
     """
     try:
         from matplotlib.figure import Figure
@@ -93,15 +111,13 @@ def plot_timeline(
     if ax is None:
         fig = Figure(figsize=(10, 1.6 + 0.45 * max(1, len(names)) + 3), layout="constrained")
         bands_ax, calls_ax = fig.subplots(2, 1, sharex=True, height_ratios=[max(1, len(names)), 3])
-    elif isinstance(ax, Sequence):
-        if len(ax) != 2:
-            raise ValueError(f"ax takes one Axes or a pair (bands, latencies), got {len(ax)}")
-        bands_ax, calls_ax = ax
+    elif not hasattr(ax, "twinx"):  # not one Axes: a pair (a list, a tuple, a numpy array)
+        bands_ax, calls_ax = _axes_pair(ax)
         fig = _figure_of(bands_ax)
     else:
-        bands_ax = ax
-        calls_ax = ax.twinx()
-        fig = _figure_of(ax)
+        bands_ax = cast("Axes", ax)
+        calls_ax = bands_ax.twinx()
+        fig = _figure_of(bands_ax)
 
     start, end = timeline.start, max(timeline.end, timeline.start + 1e-9)
     _draw_bands(bands_ax, timeline, names)

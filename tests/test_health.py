@@ -539,6 +539,17 @@ def test_snapshot_json_round_trip(store: InMemoryBreakerStore, tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir()] == ["health.json"]  # no scratch file left
 
 
+def test_save_gives_the_file_the_usual_mode(store: InMemoryBreakerStore, tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = _small_monitor(store).save(tmp_path / "health.json")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -704,6 +715,15 @@ def test_plot_timeline_draws_bands_and_points(
     assert plot_timeline(monitor, ax=list(axes)) is pair
     with pytest.raises(ValueError, match="pair"):
         plot_timeline(monitor, ax=[ax])
+
+    import numpy as np
+
+    stacked = Figure()
+    assert plot_timeline(monitor, ax=stacked.subplots(2)) is stacked  # a numpy array
+    with pytest.raises(ValueError, match="pair"):
+        plot_timeline(monitor, ax=np.array(Figure().subplots(1, 3)))
+    with pytest.raises(ValueError, match="pair"):
+        plot_timeline(monitor, ax=[ax, "not axes"])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="HealthMonitor or a Timeline"):
         plot_timeline("monitor")  # type: ignore[arg-type]
 

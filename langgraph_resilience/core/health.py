@@ -65,6 +65,7 @@ from .events import (
     SaverFailedBack,
     SaverFailedOver,
 )
+from .policy import _check_int, _is_number
 
 __all__ = [
     "Alert",
@@ -202,7 +203,7 @@ class AlertPolicy:
     ``errors rising`` early warning (>= 1)."""
 
     def __post_init__(self) -> None:
-        _check_int("critical_open_breakers", self.critical_open_breakers)
+        _check_int("critical_open_breakers", self.critical_open_breakers, minimum=1)
         multiple = self.slow_multiple
         if not _is_number(multiple) or not multiple > 1 or math.isinf(multiple):
             raise ValueError(f"slow_multiple must be a number > 1, e.g. 3.0, got {multiple!r}")
@@ -210,8 +211,8 @@ class AlertPolicy:
         if not _is_number(rate) or not 0 <= rate <= 1:
             raise ValueError(f"min_success_rate must be a rate in [0, 1], e.g. 0.9, got {rate!r}")
         to_seconds(self.window, field="window", allow_zero=False)
-        _check_int("min_calls", self.min_calls)
-        _check_int("rising_errors", self.rising_errors)
+        _check_int("min_calls", self.min_calls, minimum=1)
+        _check_int("rising_errors", self.rising_errors, minimum=1)
 
     @property
     def window_seconds(self) -> float:
@@ -566,8 +567,8 @@ class _Breaker:
         # closed periods that ended in an opening, and outages that ended in a closing
         self.up_time, self.ups = 0.0, 0
         self.recovery_time, self.recoveries = 0.0, 0
-        # None when the monitor did not see the period start
-        self.closed_since: float | None = now if state is _CLOSED else None
+        # None when the monitor did not see the period start (watch() or a closing sets it)
+        self.closed_since: float | None = None
         self.outage_start: float | None = None
         self.alerting = False  # the HIGH condition: opened and not yet closed again
 
@@ -633,7 +634,7 @@ class HealthStats:
             policy = AlertPolicy()
         elif not isinstance(policy, AlertPolicy):
             raise TypeError(f"policy must be an AlertPolicy, got {policy!r}")
-        _check_int("latency_sample", latency_sample)
+        _check_int("latency_sample", latency_sample, minimum=1)
         _check_int("timeline_size", timeline_size, minimum=0)
         self.policy = policy
         # the policy's numbers, read once: the per-event path reads plain attributes
@@ -687,11 +688,7 @@ class HealthStats:
         """
         if self._start is None:
             self._start = now
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            handler = self._handler_for_subclass(event)
-            if handler is None:
-                return NO_ALERTS
+        handler = self._handlers.get(type(event)) or self._handler_for_subclass(event)
         return handler(event, now)
 
     def watch(self, name: str, state: BreakerState, now: float) -> tuple[Alert, ...]:
@@ -703,7 +700,9 @@ class HealthStats:
             return NO_ALERTS
         breaker = self._breaker(name, state, now)
         alerts: list[Alert] = []
-        if state is _OPEN:
+        if state is _CLOSED:
+            breaker.closed_since = now  # the closed period starts now, as far as it knows
+        elif state is _OPEN:
             breaker.outage_start = now
             breaker.alerting = True
             alerts.append(self._breaker_alert(breaker, "it was open when the monitor began", now))
@@ -817,10 +816,10 @@ class HealthStats:
             flags.append(False)
             # only normal calls move the baseline, so a slow spell cannot become normal
             node.baseline = baseline + _BASELINE_WEIGHT * (duration - baseline)
-        if (node.slow_in_sample or node.latency_high) and (
-            self._latency_high(node) is not node.latency_high
-        ):
-            alerts = self._judge_latency(node, now, alerts)
+        if node.slow_in_sample or node.latency_high:
+            high = self._latency_high(node)
+            if high is not node.latency_high:
+                alerts = self._judge_latency(node, now, alerts, high)
         recent = node.recent
         recent.append((now, False))
         if len(recent) > _RECENT_CAP and recent.popleft()[1]:
@@ -860,7 +859,7 @@ class HealthStats:
     def _slow_call(self, node: _Node, duration: float, now: float) -> list[Alert]:
         node.slow_calls += 1
         previous, node.last_slow_at = node.last_slow_at, now
-        if previous is not None and now - previous <= self._window:
+        if _within(previous, now, self._window):
             return []
         baseline = node.baseline or 0.0
         return [
@@ -888,9 +887,9 @@ class HealthStats:
         return n >= self._min_calls and node.slow_in_sample >= n - math.ceil(0.95 * n) + 1
 
     def _judge_latency(
-        self, node: _Node, now: float, alerts: list[Alert] | None
+        self, node: _Node, now: float, alerts: list[Alert] | None, high: bool
     ) -> list[Alert] | None:
-        high = self._latency_high(node)
+        """Raise the p95 alert if ``high`` (:meth:`_latency_high`, already computed) starts."""
         if high and not node.latency_high:
             baseline = node.baseline or 0.0
             p95 = percentile(sorted(node.latencies), 0.95) or 0.0
@@ -956,7 +955,10 @@ class HealthStats:
         self, node: _Node, now: float, alerts: list[Alert] | None
     ) -> list[Alert] | None:
         window = self._window
-        node.failures_latest.append(now)
+        latest_times = node.failures_latest
+        if node.rising and (not latest_times or latest_times[-1] < now - window):
+            node.rising = False  # the latest window was empty: a quiet spell ended it
+        latest_times.append(now)
         latest, before = self._failure_counts(node, now)
         rising = latest >= self._rising and latest > before
         if rising and not node.rising:
@@ -993,7 +995,7 @@ class HealthStats:
         node = self._node(event.node)
         node.fallbacks += 1
         previous, node.last_fallback_at = node.last_fallback_at, now
-        if previous is not None and now - previous <= self._window:
+        if _within(previous, now, self._window):
             return NO_ALERTS
         return (
             Alert(
@@ -1010,7 +1012,7 @@ class HealthStats:
         node = self._node(event.node)
         node.dead_letters += 1
         previous, node.last_dead_letter_at = node.last_dead_letter_at, now
-        if previous is not None and now - previous <= self._window:
+        if _within(previous, now, self._window):
             return NO_ALERTS
         return (
             Alert(
@@ -1045,15 +1047,20 @@ class HealthStats:
         return breaker
 
     def _rejected(self, event: CallRejected, now: float) -> tuple[Alert, ...]:
+        known = event.breaker in self._breakers
         self._breaker(event.breaker, event.state, now).rejected += 1
-        return NO_ALERTS
+        if known or event.state is _CLOSED:
+            return NO_ALERTS
+        alerts: list[Alert] = []  # a new breaker that is not closed: judge CRITICAL now
+        self._judge_critical(now, alerts)
+        return tuple(alerts)
 
     def _transition(self, event: BreakerTransition, now: float) -> tuple[Alert, ...]:
         b = self._breaker(event.breaker, event.old, now)
         old, new = b.state, event.new
         b.reason = event.reason
         alerts: list[Alert] = []
-        if old is _OPEN:
+        if old is _OPEN and new is not old:
             b.open_time += now - b.since
         if new is _OPEN:
             b.opened += 1
@@ -1149,16 +1156,16 @@ class HealthStats:
 
     # ---- helpers
 
-    def _handler_for_subclass(
-        self, event: object
-    ) -> Callable[[Any, float], tuple[Alert, ...]] | None:
-        # A subclass of a known event (the MRO walk is cached); anything else is ignored.
+    def _handler_for_subclass(self, event: object) -> Callable[[Any, float], tuple[Alert, ...]]:
+        # A subclass of a known event; anything else is ignored. The MRO walk is cached
+        # either way (a miss as a no-op), so each event type is walked once.
         for klass in type(event).__mro__[1:]:
             handler = self._handlers.get(klass)
             if handler is not None:
                 self._handlers[type(event)] = handler
                 return handler
-        return None
+        self._handlers[type(event)] = _ignore
+        return _ignore
 
     def _node_health(self, node: _Node, now: float) -> NodeHealth:
         window = self._window
@@ -1220,6 +1227,11 @@ class HealthStats:
         )
 
 
+def _ignore(event: object, now: float) -> tuple[Alert, ...]:
+    """The cached handler of an event type the statistics do not count."""
+    return NO_ALERTS
+
+
 def _within(at: float | None, now: float, window: float) -> bool:
     return at is not None and now - at <= window
 
@@ -1230,15 +1242,6 @@ def _seconds(value: float) -> str:
     if value < 1:
         return f"{value * 1000:.3g} ms"
     return f"{value:.3g} s"
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: object, *, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 # ---- reading JSON back
@@ -1276,6 +1279,8 @@ def _typed(data: Mapping[str, Any], name: str, annotation: str, where: str) -> A
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind == "float" and _is_number(value):
+        if not math.isfinite(value):  # JSON has no NaN or infinity
+            raise ValueError(f"{where}.{name} must be a finite number, got {value!r}")
         return float(value)
     if kind == "str" and isinstance(value, str):
         return value

@@ -654,3 +654,62 @@ def test_a_full_sample_judges_p95_like_a_sort_would() -> None:
     # ... the 19th pushes out a slow one: 1 of 20 again, and the rule clears
     stats.record(ok(duration=0.1), 60.0)
     assert stats.nodes(now=61.0)["search"].status == "warning"  # a recent slow call only
+
+
+# ---- review fixes
+
+
+def test_a_breaker_first_seen_opening_has_no_zero_mttf() -> None:
+    stats = HealthStats()
+    stats.record(opened("api"), 10.0)  # never saw its closed period start
+    stats.record(half_opened("api"), 70.0)
+    stats.record(closed("api"), 71.0)
+    stats.record(opened("api"), 171.0)  # a closed period the monitor saw whole: 100 s
+    assert stats.breakers(now=171.0)["api"].mttf == 100.0
+
+
+def test_a_breaker_first_seen_opening_has_no_mttf_sample() -> None:
+    stats = HealthStats()
+    stats.record(opened("api"), 10.0)
+    assert stats.breakers(now=20.0)["api"].mttf is None
+
+
+def test_an_open_to_open_transition_does_not_count_open_time_twice() -> None:
+    stats = HealthStats()
+    stats.watch("api", CLOSED, 0.0)
+    stats.record(opened("api"), 50.0)
+    stats.record(opened("api", old=OPEN), 75.0)  # a repeated report of the same state
+    b = stats.breakers(now=100.0)["api"]
+    assert b.availability == pytest.approx(0.5)
+
+
+def test_a_breaker_first_seen_rejecting_is_judged_critical_at_once() -> None:
+    stats = HealthStats(AlertPolicy(critical_open_breakers=2))
+    assert rules(stats.record(opened("a"), 1.0)) == [(Severity.HIGH, "breaker_open")]
+    alerts = stats.record(CallRejected(breaker="b", at=0, state=OPEN, retry_after=30), 2.0)
+    assert rules(alerts) == [(Severity.CRITICAL, "breakers_open")]
+
+
+def test_errors_rising_fires_again_after_a_quiet_spell_with_one_error() -> None:
+    stats = HealthStats(AlertPolicy(rising_errors=1, window=60, min_calls=1000))
+    assert rules(stats.record(fail(), 0.0)) == [(Severity.LOW, "errors_rising")]
+    assert stats.record(fail(), 10.0) == ()  # still rising
+    assert rules(stats.record(fail(), 500.0)) == [(Severity.LOW, "errors_rising")]
+
+
+def test_unknown_event_types_are_cached_as_misses() -> None:
+    @dataclass
+    class Other:
+        pass
+
+    stats = HealthStats()
+    assert stats.record(Other(), 1.0) == ()
+    assert Other in stats._handlers
+    assert stats.record(Other(), 2.0) == ()
+
+
+def test_reading_non_finite_numbers_is_refused() -> None:
+    alert = Alert(severity=Severity.LOW, title="t", detail="d", subject="s", at=1.0).to_dict()
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValueError, match="finite"):
+            Alert.from_dict({**alert, "at": bad})
